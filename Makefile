@@ -1,0 +1,22 @@
+# The lab's two commands:  make lab  (set up if needed, open JupyterLab)  and  make test.
+# Set-up is a stamp file: a second run installs nothing unless pyproject.toml changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.labkit-installed
+
+.PHONY: lab test setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: setup
+	$(PY) -m pytest
