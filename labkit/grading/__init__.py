@@ -1,0 +1,18 @@
+"""labkit.grading — the checks the hw4 notebooks' test cells call.
+
+    from labkit.grading import check
+    check("absmax_quantize", absmax_quantize)                       # visible: verdict + histogram
+    check("absmax_quantize", absmax_quantize, seed=4101, points=3)  # hidden: returns the points
+
+Modules: ``exercises`` (one entry per fill-in: reference, seeded cases, scored parts),
+``compare`` (type → dtype → shape → values, teaching messages), ``integrity`` (numpy snapshot,
+reference tripwire, stderr muffle), ``checks`` (the runner). Import this package in a notebook's
+locked setup cell, before any student code runs: the numpy snapshot is taken at import.
+"""
+
+from .checks import Score, autograding, check
+from .compare import GradingError
+from .exercises import EXERCISES, Exercise, Part
+from .integrity import quiet, tampered
+
+__all__ = ["check", "Score", "autograding", "GradingError", "EXERCISES", "Exercise", "Part", "quiet", "tampered"]

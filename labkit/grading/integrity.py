@@ -1,0 +1,134 @@
+"""What keeps a check honest: a snapshot of numpy taken before any student cell ran, a tripwire
+that notices calls into labkit's references, and a muffle for stderr.
+
+1. **Snapshot.** ``labkit.grading`` is imported by each notebook's locked setup cell, before the
+   student's first cell. At that moment we record every public attribute of ``numpy``,
+   ``numpy.testing``, ``numpy.linalg`` and ``builtins``. A check first compares the live modules
+   with the snapshot; ``np.allclose = lambda *a, **k: True`` (or a patched ``np.round``, which
+   would corrupt the reference too) is reported and scores 0. The comparisons themselves use
+   ufuncs and ndarray methods captured here (C objects that cannot be monkeypatched).
+2. **Tripwire.** While a student's function runs, ``sys.setprofile`` watches for calls that enter
+   ``labkit/quant`` straight from non-labkit code. A fill-in that merely calls
+   ``labkit.quant.absmax_quantize`` (however it was imported or renamed) is caught, because we
+   look at the code object, not at the name. References the check injects on purpose (e.g. the
+   reference ``quantize_column`` inside ``gptq_simplified``) are whitelisted.
+3. **Quiet.** nbgrader scores a test cell 0 if anything reaches stderr, so the student's function
+   runs with warnings ignored and ``sys.stderr`` redirected (e.g. a stray ``print(...,
+   file=sys.stderr)`` or a RuntimeWarning from a division by zero must not cost a right answer).
+
+Limits (stated, not hidden): this is in-process grading. A determined student can still patch
+``labkit.grading`` itself or the snapshot; nbgrader does not sandbox the kernel either.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.linalg
+import numpy.testing
+
+import labkit.quant as _quant
+
+# -- 1. snapshot --------------------------------------------------------------------------------
+
+_WATCHED = {"numpy": np, "numpy.testing": numpy.testing, "numpy.linalg": numpy.linalg, "builtins": builtins}
+
+
+def _snapshot(module) -> dict[str, object]:
+    snap = {}
+    for name in dir(module):
+        if name.startswith("_"):
+            continue
+        try:
+            snap[name] = getattr(module, name)
+        except Exception:  # lazy or expired attributes numpy refuses to hand out
+            continue
+    return snap
+
+
+_SNAPSHOT = {label: _snapshot(mod) for label, mod in _WATCHED.items()}
+
+# The private comparison kit: ufuncs and ndarray methods are C objects, immune to patching.
+ABS = np.absolute
+SUB = np.subtract
+ISNAN = np.isnan
+ISFINITE = np.isfinite
+EQUAL = np.equal
+LESS_EQUAL = np.less_equal
+MAXIMUM = np.maximum
+ASARRAY = np.asarray
+NDARRAY = np.ndarray
+FLOAT64 = np.float64
+
+
+def tampered() -> list[str]:
+    """Names of watched functions that no longer are the objects recorded at import time."""
+    changed = []
+    for label, mod in _WATCHED.items():
+        for name, obj in _SNAPSHOT[label].items():
+            if mod.__dict__.get(name, obj) is not obj:
+                changed.append(f"{label}.{name}" if label != "builtins" else name)
+    return changed
+
+
+# -- 2. tripwire ---------------------------------------------------------------------------------
+
+_QUANT_DIR = os.path.dirname(os.path.abspath(_quant.__file__)) + os.sep
+
+
+def _in_quant(code) -> bool:
+    return code.co_filename.startswith(_QUANT_DIR)
+
+
+@dataclass
+class Tripwire:
+    """Records calls into ``labkit/quant`` made directly by non-labkit code (the student's)."""
+
+    allowed: frozenset = frozenset()
+    hits: list[str] = field(default_factory=list)
+
+    def _profile(self, frame, event, arg):
+        if event != "call" or not _in_quant(frame.f_code):
+            return
+        caller = frame.f_back
+        if caller is None or _in_quant(caller.f_code) or frame.f_code in self.allowed:
+            return
+        name = f"labkit.quant.{os.path.basename(frame.f_code.co_filename)[:-3]}.{frame.f_code.co_name}"
+        if name not in self.hits:
+            self.hits.append(name)
+
+
+@contextlib.contextmanager
+def watching(allowed=()):
+    """Run a block with the tripwire armed; yields the ``Tripwire`` (read ``.hits`` afterwards).
+
+    ``allowed``: functions (references) the block may call from student code.
+    """
+    wire = Tripwire(frozenset(getattr(f, "__code__", f) for f in allowed))
+    previous = sys.getprofile()
+    hook = wire._profile  # one bound-method object, so the identity test below means something
+    sys.setprofile(hook)
+    try:
+        yield wire
+    finally:
+        if sys.getprofile() is not hook:
+            wire.hits.append("sys.setprofile (the function switched the grader's call tracing off)")
+        sys.setprofile(previous)
+
+
+# -- 3. quiet ------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def quiet():
+    """Ignore warnings and swallow Python-level stderr for the duration of the block."""
+    sink = io.StringIO()
+    with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stderr(sink):
+        warnings.simplefilter("ignore")
+        yield sink
