@@ -13,6 +13,7 @@ from .absmax import (
 )
 from .zeropoint import zeropoint_dequantize, zeropoint_quantize
 from .gptq import gptq_simplified, naive_quantize, quantize_column
+from .gptq_full import GPTQResult, gptq_quantize, gptq_quantize_hessian, hessian
 from .smoothquant import (
     apply_smoothing, channel_absmax, compute_smooth_factor, fold_into_linear, fold_into_norm,
     smooth_factors, weight_channel_absmax,
@@ -28,6 +29,8 @@ __all__ = [
     "zeropoint_quantize", "zeropoint_dequantize",
     "quantize_column", "naive_quantize", "gptq_simplified",
     "compute_smooth_factor", "apply_smoothing",
+    # full GPTQ (torch)
+    "GPTQResult", "gptq_quantize", "gptq_quantize_hessian", "hessian",
     # SmoothQuant for models
     "channel_absmax", "weight_channel_absmax", "smooth_factors", "fold_into_norm", "fold_into_linear",
 ]
