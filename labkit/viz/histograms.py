@@ -53,7 +53,8 @@ def error_figure(title: str, *, diff=None, quant_errors: dict | None = None, bin
             ax.legend(fontsize=8)
         ax.set_ylabel("count")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    # fixed margins instead of tight_layout(), which draws the figure twice (half the cost)
+    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.2, top=0.8, wspace=0.3)
     return fig
 
 

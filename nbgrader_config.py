@@ -1,0 +1,42 @@
+"""nbgrader configuration of the hw4 course. Run nbgrader from the repository root:
+
+    nbgrader generate_assignment hw4      # autograde/source/hw4 → autograde/release/hw4 (+ gradebook)
+    nbgrader autograde hw4                # autograde/submitted/<student>/hw4 → autograde/autograded/
+    nbgrader generate_feedback hw4        # → autograde/feedback/<student>/hw4/*.html
+
+Students' notebooks in notebooks/ are produced by `make notebooks` (see autograde/README.md).
+"""
+
+import os
+
+c = get_config()  # noqa: F821  (provided by nbgrader's config loader)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.root = os.path.join(HERE, "autograde")
+c.CourseDirectory.course_id = "hw4-quantization"
+
+# Students: autograde adds any student folder it finds in submitted/ to the gradebook, so a
+# class list is optional (add names with `nbgrader db student add ID --first-name ... --last-name ...`).
+c.Autograde.create_student = True
+
+# One cell may take at most this long. The heaviest hw4 cell (full GPTQ on a small layer) takes
+# about a second on a laptop CPU; 60 s leaves room for a slow shared machine while an infinite
+# loop in a fill-in costs one minute and only that cell's points (the kernel is interrupted and
+# the remaining cells still run).
+c.Execute.timeout = 60
+c.Execute.startup_timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# A student who deletes a test cell gets it back (and scored) instead of silently skipping it.
+c.OverwriteCells.add_missing_cells = True
+
+# What replaces a solution region in the released notebook. Each fill-in's source places its own
+# `raise NotImplementedError("Task x.y: ...")` right after END SOLUTION, unreachable in the
+# solution (which returns first), so the student's stub names its task.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE (a few sentences; use the numbers you measured above)"
+
+# Keep feedback pages readable: a runaway print loop is cut, tracebacks stay whole.
+c.LimitOutput.max_lines = 500
+c.LimitOutput.max_traceback = 200
