@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.labkit-installed
 
-.PHONY: lab test setup
+.PHONY: lab test setup notebooks
 
 setup: $(STAMP)
 
@@ -20,3 +20,7 @@ lab: setup
 
 test: setup
 	$(PY) -m pytest
+
+# Student notebooks: regenerated from the nbgrader source (autograde/source/hw4), never edited by hand.
+notebooks: setup
+	$(PY) -m labkit.grading.course release
