@@ -13,6 +13,7 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help) — each issue adds its own rows
+    "bench-gptq": ("labkit.bench.gptq", "time full GPTQ against round-to-nearest on LLM-sized linears"),
 }
 
 

@@ -1,0 +1,1 @@
+"""labkit.bench — benchmark commands (timings measured against a baseline in the same run)."""
