@@ -1,0 +1,169 @@
+"""labkit.grading.check: right answers pass, wrong ones fail with a teaching message, partial
+credit is the parts' share, cheating and monkeypatching score 0, nothing reaches stderr."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import labkit.quant as Q
+from labkit.grading import EXERCISES, GradingError, Score, check
+
+
+def absmax_ok(x):
+    scale = np.max(np.abs(x)) / 127
+    return np.clip(np.round(x / scale), -127, 127).astype(np.int8), scale
+
+
+def test_right_answer_gets_all_points_and_prints_a_verdict(capsys):
+    score = check("absmax_quantize", absmax_ok, seed=3, points=3, plot=False)
+    assert isinstance(score, Score) and score == 3.0 and repr(score) == "3.0"
+    assert "✓ absmax_quantize: codes q matches" in capsys.readouterr().out
+
+
+def test_visible_check_returns_nothing():
+    assert check("absmax_quantize", absmax_ok, plot=False) is None
+
+
+def test_truncation_earns_only_the_scale_share(capsys):
+    def truncating(x):
+        scale = np.max(np.abs(x)) / 127
+        return (x / scale).astype(np.int8), scale
+
+    assert check("absmax_quantize", truncating, seed=1, points=3, plot=False) == 1.0
+    out = capsys.readouterr().out
+    assert "✗ absmax_quantize: codes q" in out and "truncation" in out
+
+
+@pytest.mark.parametrize("answer, expected_words", [
+    (lambda x: (np.round(x / (np.max(np.abs(x)) / 127)), np.max(np.abs(x))), ["dtype int8", "127 (qmax)"]),
+    (lambda x: (absmax_ok(x)[0] // 2, np.max(np.abs(x)) / 63.5),
+     ["ratio 2", "factor of 2", "codes differ"]),
+    (lambda x: absmax_ok(x)[0], ["tuple of 2"]),
+])
+def test_wrong_answers_fail_with_what_was_expected(answer, expected_words):
+    with pytest.raises(GradingError) as err:
+        check("absmax_quantize", answer, seed=2, points=3, plot=False)
+    for word in expected_words:
+        assert word in str(err.value)
+
+
+def test_float_codes_keep_the_scale_share(capsys):
+    score = check("absmax_quantize", lambda x: (np.round(x / (np.max(np.abs(x)) / 127)), np.max(np.abs(x)) / 127),
+                  points=3, plot=False)
+    assert score == 1.0 and "expected dtype int8, got float32" in capsys.readouterr().out
+
+
+def test_uint8_wraparound_is_explained():
+    def wraps(q, scale, zero_point):
+        return (q - np.uint8(zero_point)).astype(np.float32) * scale  # subtraction in uint8
+
+    with pytest.raises(GradingError, match="differ"):
+        check("zeropoint_dequantize", wraps, seed=4, points=2, plot=False)
+
+
+def test_torch_tensor_and_nan_get_their_own_messages():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(GradingError, match="torch tensor"):
+        check("absmax_dequantize", lambda q, scale: torch.tensor(q.astype(np.float32)) * float(scale), plot=False)
+    with pytest.raises(GradingError, match="NaN"):
+        check("absmax_dequantize", lambda q, scale: q.astype(np.float32) * np.nan, plot=False)
+
+
+def test_not_implemented_says_to_fill_in():
+    def stub(x):
+        raise NotImplementedError("Task 1.1: absmax_quantize")
+
+    with pytest.raises(GradingError, match="not written yet"):
+        check("absmax_quantize", stub, plot=False)
+
+
+@pytest.mark.parametrize("cheat", [
+    Q.absmax_quantize,                                   # the reference itself, assigned
+    lambda x: Q.absmax_quantize(x),                      # wrapped
+    lambda x: (Q.quantize(x, qp := Q.choose_qparams(x, "int8", Q.PerTensor())), qp.scale),  # primitives
+])
+def test_calling_labkit_scores_zero(cheat):
+    with pytest.raises(GradingError, match="calls labkit's reference"):
+        check("absmax_quantize", cheat, seed=5, points=3, plot=False)
+
+
+def test_switching_off_the_tripwire_is_caught():
+    def sneaky(x):
+        sys.setprofile(None)
+        return Q.absmax_quantize(x)
+
+    with pytest.raises(GradingError, match="setprofile"):
+        check("absmax_quantize", sneaky, plot=False)
+
+
+@pytest.mark.parametrize("module, name, fake", [
+    (np, "allclose", lambda *a, **k: True),
+    (np, "round", lambda x, *a, **k: x),
+    (np.testing, "assert_allclose", lambda *a, **k: None),
+])
+def test_monkeypatched_numpy_does_not_pass(monkeypatch, module, name, fake):
+    monkeypatch.setattr(module, name, fake)
+    with pytest.raises(GradingError, match=f"replaced .*{name}"):
+        check("absmax_quantize", lambda x: (np.zeros(x.shape, np.int8), 1.0), seed=6, points=3, plot=False)
+
+
+def test_a_wrong_dependency_does_not_sink_the_dependent_function():
+    ns = {"np": np}
+    exec(
+        "def quantize_column(col, n_bits=8):\n    return col * 0\n"
+        "def gptq_simplified(W, n_bits=8):\n"
+        "    W = W.copy(); n = W.shape[1]; out = np.empty_like(W)\n"
+        "    for j in range(n):\n"
+        "        out[:, j] = quantize_column(W[:, j], n_bits)\n"
+        "        if j < n - 1:\n"
+        "            W[:, j + 1:] += ((W[:, j] - out[:, j]) / (n - j - 1))[:, None]\n"
+        "    return out\n", ns)
+    assert check("gptq_simplified", ns["gptq_simplified"], points=3, plot=False) == 3.0
+    assert ns["quantize_column"].__code__.co_name == "quantize_column"  # restored after the check
+    with pytest.raises(GradingError):
+        check("quantize_column", ns["quantize_column"], points=2, plot=False)
+
+
+def test_stderr_and_warnings_of_the_student_are_swallowed(capfd):
+    def noisy(q, scale):
+        print("debug", file=sys.stderr)
+        np.float32(1.0) / np.float32(0.0)  # RuntimeWarning
+        return q.astype(np.float32) * scale
+
+    check("absmax_dequantize", noisy, points=2, plot=False)
+    assert capfd.readouterr().err == ""
+
+
+def test_mutating_the_input_is_noted_but_not_penalised(capsys):
+    def mutating(q, scale):
+        out = q.astype(np.float32) * scale
+        q[...] = 0
+        return out
+
+    assert check("absmax_dequantize", mutating, points=2, plot=False) == 2.0
+    assert "changed its input in place" in capsys.readouterr().out
+
+
+def test_plot_is_displayed_in_ipython(monkeypatch):
+    shown = []
+    monkeypatch.setattr("labkit.viz.show_figure", lambda fig: shown.append(fig) or True)
+    check("zeropoint_quantize", _zp, points=4)
+    assert [ax.get_title() for ax in shown[0].axes] == ["yours − reference", "quantization error x − x̂"]
+    legend = [t.get_text() for t in shown[0].axes[1].get_legend().get_texts()]
+    assert legend[0].startswith("yours (MSE") and legend[1].startswith("reference (MSE")
+
+
+def _zp(x):
+    lo, hi = np.min(x), np.max(x)
+    scale = (hi - lo) / 255
+    zp = int(np.round(-lo / scale))
+    return np.clip(np.round(x / scale) + zp, 0, 255).astype(np.uint8), scale, zp
+
+
+def test_unknown_exercise_lists_the_known_ones():
+    with pytest.raises(KeyError, match="absmax_quantize"):
+        check("absmax", absmax_ok)
+    assert len(EXERCISES) == 12
