@@ -11,7 +11,8 @@ expensive one.
 The calibration inputs are synthetic but correlated (a low-rank mix plus noise, like real hidden
 states), so the printed output errors show GPTQ's gain over round-to-nearest, not just its cost.
 The machine's load average is printed with the timings: the lab's machines are shared, and a
-time measured on a busy machine means little without it.
+time measured on a busy machine means little without it. GPTQ's column loop always runs on one
+thread (see ``gptq_full.py``); ``--threads`` sets the count for the large matrix products.
 
     labkit bench-gptq                       # both Qwen3-1.7B MLP shapes, int4 per row
     labkit bench-gptq --out 64 --in 128 --tokens 256 --json
@@ -41,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokens", type=int, default=2048, help="calibration tokens (default 2048)")
     p.add_argument("--bits", type=int, default=4, help="symmetric integer bits, 2..8 (default 4)")
     p.add_argument("--group", type=int, default=0, help="group size along in; 0 = one scale per row")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads for the run (default: torch's own choice); on a shared, busy machine 1 can be faster")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
@@ -95,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if min(min(s) for s in layers.values()) <= 0 or args.tokens <= 0:
         raise SystemExit("--out, --in and --tokens must be positive")
     symmetric_int(args.bits)  # fails early with the list of allowed bits
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     warm = argparse.Namespace(**{**vars(args), "tokens": 64})
     time_layer("warm-up", 16, 64, warm)  # first calls pay for lazy initialisation; not reported
