@@ -51,9 +51,12 @@ def absmax_quantize(x):
 
 
 def absmax_dequantize(q, scale):
-    """``x̂ = q · scale`` for the codes of ``absmax_quantize`` (same shape as ``q``)."""
+    """``x̂ = q · scale`` for the codes of ``absmax_quantize`` (same shape as ``q``).
+
+    The codes are cast to float32 first, so the result is float32 (float64 if ``scale`` is a
+    numpy float64) and an int8 product can never overflow."""
     a, back = codes_as_numpy(q, "q")
-    return back.array(a * check_scale(scale))
+    return back.array(a.astype(np.float32) * check_scale(scale))
 
 
 def pertensor_absmax_quantize(W):
@@ -92,4 +95,4 @@ def perchannel_dequantize(q, scales):
         raise ValueError(
             f"scales must have one entry per row of q: expected shape ({a.shape[0]},), got {s.shape}"
         )
-    return back.array(a * s[:, None])
+    return back.array(a.astype(np.float32) * s[:, None])
