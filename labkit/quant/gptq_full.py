@@ -30,9 +30,10 @@ is reached, from the group's *current*, error-updated columns. To make "current"
 block size is rounded to a multiple of g (g itself when g > 128), so a group never straddles a
 block. K not divisible by g → a shorter last group, as in ``granularity.py``. Symmetric integer
 grids of 2..8 bits (``symmetric_int``). Not implemented: activation reordering (act-order) and
-static groups. Unlike torchao's GPTQ (its ``Int4WeightOnlyGPTQQuantizer`` prepares whole models
-with packed int4 kernels), this is the bare math on one weight, returning codes and scales that
-``labkit.quant.dequantize`` understands.
+static groups. torchao 0.18 has the same algorithm as a prototype (``torchao.prototype.gptq``:
+``GPTQConfig`` observe → convert over a whole model, Int4/Int8 weight-only targets, 256-column
+blocks) but it asserts CUDA; this is the bare math on one weight, on CPU, returning codes and
+scales that ``labkit.quant.dequantize`` understands.
 """
 
 from __future__ import annotations
