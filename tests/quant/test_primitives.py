@@ -145,6 +145,19 @@ def test_numpy_and_torch_give_identical_codes(x, fmt, granularity):
     np.testing.assert_array_equal(dequantize(cn, qn), dequantize(ct, qt).numpy())
 
 
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_numpy_and_torch_every_format_and_granularity(fmt, granularity):
+    # every pair at least once, on a shape where neither group size divides K = 75, plus outliers
+    x = np.random.default_rng(7).standard_normal((2, 3, 75)).astype(np.float32)
+    x[0, 1, 5] = 40.0
+    x = x.reshape(6, 75) if isinstance(granularity, PerRow) else x
+    qn, qt = choose_qparams(x, fmt, granularity), choose_qparams(torch.from_numpy(x), fmt, granularity)
+    cn, ct = quantize(x, qn), quantize(torch.from_numpy(x), qt)
+    np.testing.assert_array_equal(cn.view(np.uint8), ct.view(torch.uint8).numpy())
+    np.testing.assert_array_equal(fake_quantize(x, fmt, granularity), fake_quantize(torch.from_numpy(x), fmt, granularity).numpy())
+
+
 @fast
 @given(matrices, st.sampled_from(["fp8_e4m3", "fp8_e5m2"]), st.sampled_from(GRANULARITIES))
 def test_fp8_relative_error_within_half_an_ulp(x, fmt, granularity):
