@@ -14,6 +14,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help) — each issue adds its own rows
     "bench-gptq": ("labkit.bench.gptq", "time full GPTQ against round-to-nearest on LLM-sized linears"),
+    "course": ("labkit.grading.course", "hw4 course: regenerate notebooks/ from autograde/source, check, time"),
+    "bench": ("labkit.bench.cli", "prefill/decode throughput of a quantized model vs its baseline; kernel micro-benchmarks"),
+    "matmul-error": ("labkit.bench.matmul_error", "INT8 vs FP8 fake-quant matmul error against the float product"),
 }
 
 

@@ -28,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labkit.viz import error_figure, show_figure  # imports matplotlib now, in the setup cell: a font-cache
+                                                 # message on a fresh machine must not land in a test cell
+
 from . import integrity
 from .compare import GradingError
 from .exercises import EXERCISES, Exercise
@@ -131,8 +134,6 @@ def _run_cases(ex: Exercise, fn, seed: int) -> list[CaseResult]:
 
 
 def _plot(ex: Exercise, results: list[CaseResult], points) -> None:
-    from labkit.viz import error_figure, show_figure
-
     case = next((r for r in results if r.failures), results[-1])
     diff, qerr = None, {}
     try:
@@ -150,7 +151,8 @@ def _plot(ex: Exercise, results: list[CaseResult], points) -> None:
     if diff is None and not qerr:
         return
     verdict = "graded" if points is not None else "visible check"
-    fig = error_figure(f"{ex.task} {ex.name} — {verdict}, case '{case.label}'", diff=diff, quant_errors=qerr)
+    with integrity.quiet():
+        fig = error_figure(f"{ex.task} {ex.name} — {verdict}, case '{case.label}'", diff=diff, quant_errors=qerr)
     show_figure(fig)
 
 

@@ -9,6 +9,9 @@ adding ``06_….ipynb`` needs no change here.
 
     python -m labkit.grading.course release     # what `make notebooks` runs
     python -m labkit.grading.course check       # exit 1 and list the stale notebooks
+    python -m labkit.grading.course time        # seconds per source notebook, solutions in (budget 15 s)
+
+(also as ``labkit course release|check|time``).
 
 The course configuration is the repository's ``nbgrader_config.py``; ``load_config`` reads it and
 points ``CourseDirectory.root`` at another folder, which is how tests grade on a copy.
@@ -114,22 +117,54 @@ def stale_notebooks(assignment: str = ASSIGNMENT, notebooks_dir: Path | str = NO
     return sorted(stale)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labkit.grading.course", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["release", "check"])
+def time_notebooks(assignment: str = ASSIGNMENT, course: Path | str = COURSE, timeout: int = 120) -> dict[str, float]:
+    """Run every *source* notebook (solutions in) top to bottom in a fresh kernel, one after the
+    other, as a student's Jupyter would; returns {file name: seconds, kernel start included}."""
+    import time
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    seconds = {}
+    for path in sorted((Path(course) / "source" / assignment).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        t0 = time.perf_counter()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        seconds[path.name] = time.perf_counter() - t0
+    return seconds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["release", "check", "time"],
+                        help="release: regenerate the student notebooks; check: exit 1 if they are stale; "
+                             "time: run each source notebook and print its wall time")
     parser.add_argument("--assignment", default=ASSIGNMENT)
     parser.add_argument("--out", default=str(NOTEBOOKS), help="student notebooks folder (default: notebooks/)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--budget", type=float, default=15.0, help="seconds per notebook for `time` (default 15)")
+
+
+def run(args: argparse.Namespace) -> int:
     if args.action == "release":
         for path in release(args.assignment, args.out):
             print(f"wrote {path}")
         return 0
+    if args.action == "time":
+        seconds = time_notebooks(args.assignment)
+        for name, sec in seconds.items():
+            print(f"{name:<28} {sec:6.1f} s{'   over budget' if sec > args.budget else ''}")
+        return int(any(sec > args.budget for sec in seconds.values()))
     stale = stale_notebooks(args.assignment, args.out)
     if stale:
         print(f"out of date with autograde/source/{args.assignment}: {', '.join(stale)} — run `make notebooks`")
         return 1
     print(f"{args.out} is up to date with autograde/source/{args.assignment}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit.grading.course", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

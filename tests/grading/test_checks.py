@@ -149,7 +149,7 @@ def test_mutating_the_input_is_noted_but_not_penalised(capsys):
 
 def test_plot_is_displayed_in_ipython(monkeypatch):
     shown = []
-    monkeypatch.setattr("labkit.viz.show_figure", lambda fig: shown.append(fig) or True)
+    monkeypatch.setattr("labkit.grading.checks.show_figure", lambda fig: shown.append(fig) or True)
     check("zeropoint_quantize", _zp, points=4)
     assert [ax.get_title() for ax in shown[0].axes] == ["yours − reference", "quantization error x − x̂"]
     legend = [t.get_text() for t in shown[0].axes[1].get_legend().get_texts()]
