@@ -20,9 +20,10 @@ How it works (Optimal Brain Quantization, made fast):
    (fewer tokens than features, duplicated features). Dead inputs (``H_jj = 0``: the feature is
    always 0) get ``H_jj = 1`` and their weights are set to 0 — they never affect the output.
 
-Worked number: two perfectly correlated inputs (x₁ = x₂) and a row w = [0.4, 0.4] at scale 1
-(codes ±1, 0): round-to-nearest gives [0, 0] (output off by 0.8·x); GPTQ rounds 0.4 → 0, moves the
-0.4 onto column 2 (H⁻¹ couples them fully), and 0.8 rounds to 1: output off by only 0.2·x.
+Worked number (2 bits: codes −1, 0, 1): inputs x₁ = x₂ (perfectly correlated) and an independent
+x₃, one row w = [0.4, 0.4, 1.0], so the per-row scale is 1.0. Round-to-nearest gives [0, 0, 1]:
+the output is off by 0.8·x₁. GPTQ rounds 0.4 → 0, moves that 0.4 onto column 2 (H⁻¹ couples the
+two twins), and 0.8 rounds to 1: Ŵ = [0, 1, 1], off by only 0.2·x₁ (a test checks this case).
 
 Scales: ``PerRow()`` picks one scale per output row from the *original* W before any update (the
 choice of the GPTQ reference code); ``PerGroup(g)`` picks a group's scales when its first column
