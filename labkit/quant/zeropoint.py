@@ -13,7 +13,7 @@ an *integer* zero point (zero padding and ReLU zeros stay exact).
 
 Conventions: ``np.round`` rounds half to even. The zero point is a Python int and is *not*
 clipped: for data that does not straddle 0 (say all in [1, 2]) it falls outside 0..255
-(here −128), which is fine for the formula but cannot be stored in a uint8 — the general
+(here −255), which is fine for the formula but cannot be stored in a uint8 — the general
 ``labkit.quant.primitives`` (``uint8``) avoids that by always widening the range to include 0,
 and on data that straddles 0 the two give the same codes. Degenerate range (all elements equal,
 so max − min = 0): the range is widened to include 0 the same way, so a constant c is still
