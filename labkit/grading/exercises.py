@@ -15,6 +15,7 @@ cascade of different codes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Callable
 
 import numpy as np
@@ -225,7 +226,7 @@ def _apply_cases(rng):
     ]
 
 
-EXERCISES: dict[str, Exercise] = {e.name: e for e in [
+EXERCISES: MappingProxyType = MappingProxyType({e.name: e for e in [
     Exercise("absmax_quantize", "Task 1.1", _ref("absmax_quantize"), _absmax_cases,
              (Part("scale", 1, _scale(1)), Part("codes q", 2, _codes(0))), n_outputs=2, quant_error=_qerr_absmax),
     Exercise("absmax_dequantize", "Task 1.2", _ref("absmax_dequantize"), _dequant_cases,
@@ -257,4 +258,4 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     Exercise("apply_smoothing", "Task 5.2", _ref("apply_smoothing"), _apply_cases,
              (Part("X / s", 1, _floats(0, "X_smooth", rtol=1e-6)), Part("s · W", 1, _floats(1, "W_smooth", rtol=1e-6))),
              n_outputs=2),
-]}
+]})

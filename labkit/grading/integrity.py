@@ -16,8 +16,14 @@ that notices calls into labkit's references, and a muffle for stderr.
    runs with warnings ignored and ``sys.stderr`` redirected (e.g. a stray ``print(...,
    file=sys.stderr)`` or a RuntimeWarning from a division by zero must not cost a right answer).
 
-Limits (stated, not hidden): this is in-process grading. A determined student can still patch
-``labkit.grading`` itself or the snapshot; nbgrader does not sandbox the kernel either.
+4. **Read-only grader.** The modules of ``labkit.grading`` refuse attribute assignment, the hidden
+   tests call ``labkit.grading.checks.check`` by its module (a ``check`` redefined in the notebook
+   is not used) and the exercise table is a read-only mapping of frozen dataclasses holding the
+   references captured at import (patching ``labkit.quant.absmax_quantize`` later changes nothing).
+
+Limits (stated, not hidden): this is in-process grading. A determined student can still reach
+the grader's objects (``module.__dict__``, ``object.__setattr__``, the snapshot) and nbgrader does
+not sandbox the kernel; these defences stop casual and accidental patching, not an attacker.
 """
 
 from __future__ import annotations
@@ -80,6 +86,27 @@ def tampered() -> list[str]:
             if mod.__dict__.get(name, obj) is not obj:
                 changed.append(f"{label}.{name}" if label != "builtins" else name)
     return changed
+
+
+# -- read-only grading modules -------------------------------------------------------------------
+
+class ReadOnlyModule(type(np)):
+    """Module type whose attributes cannot be reassigned: ``labkit.grading.checks.check = fake``
+    raises instead of silently replacing the grader (the hidden tests look ``check`` up there)."""
+
+    def __setattr__(self, name, value):
+        if name not in self.__dict__:  # new names (e.g. a submodule being imported) are harmless
+            return super().__setattr__(name, value)
+        raise AttributeError(
+            f"{self.__name__}.{name} is read-only: the grading code cannot be replaced from a notebook")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{self.__name__}.{name} is read-only")
+
+
+def freeze_module(name: str) -> None:
+    """Make the already-imported module ``name`` read-only (see ``ReadOnlyModule``)."""
+    sys.modules[name].__class__ = ReadOnlyModule
 
 
 # -- 2. tripwire ---------------------------------------------------------------------------------

@@ -67,3 +67,16 @@ def test_test_cells_are_consistent():
                 total += meta["points"]
         intro = "\n".join(c.source for c in nb.cells[:3] if c.cell_type == "markdown")
         assert f"**total** | **{total}**" in intro, f"{stem}: the points table does not add up to {total}"
+
+
+def test_hidden_tests_ignore_a_check_redefined_in_the_notebook():
+    """A student cell `check = lambda *a, **k: 3.0` must not turn a wrong answer into points."""
+    from labkit.grading import GradingError
+
+    nb = SOURCES["01_absmax"]
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_absmax_quantize")
+    hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+    ns = {"np": np, "check": lambda *a, **k: 3.0,
+          "absmax_quantize": lambda x: (np.zeros(x.shape, np.int8), 1.0)}
+    with pytest.raises(GradingError):
+        exec(compile(hidden, "<hidden tests>", "exec"), ns)

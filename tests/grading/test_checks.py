@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import labkit.quant as Q
+import labkit.grading.checks as checks
 from labkit.grading import EXERCISES, GradingError, Score, check
 
 
@@ -149,7 +150,7 @@ def test_mutating_the_input_is_noted_but_not_penalised(capsys):
 
 def test_plot_is_displayed_in_ipython(monkeypatch):
     shown = []
-    monkeypatch.setattr("labkit.grading.checks.show_figure", lambda fig: shown.append(fig) or True)
+    monkeypatch.setitem(checks.__dict__, "show_figure", lambda fig: shown.append(fig) or True)
     check("zeropoint_quantize", _zp, points=4)
     assert [ax.get_title() for ax in shown[0].axes] == ["yours − reference", "quantization error x − x̂"]
     legend = [t.get_text() for t in shown[0].axes[1].get_legend().get_texts()]
@@ -167,3 +168,19 @@ def test_unknown_exercise_lists_the_known_ones():
     with pytest.raises(KeyError, match="absmax_quantize"):
         check("absmax", absmax_ok)
     assert len(EXERCISES) == 12
+
+
+def test_the_grader_cannot_be_replaced_from_a_notebook():
+    import labkit.grading
+
+    for module, name in ((checks, "check"), (labkit.grading, "check"), (checks, "integrity")):
+        with pytest.raises(AttributeError, match="read-only"):
+            setattr(module, name, lambda *a, **k: 3.0)
+    with pytest.raises(TypeError):
+        EXERCISES["absmax_quantize"] = None
+
+
+def test_patching_labkit_reference_later_changes_nothing(monkeypatch):
+    monkeypatch.setattr(Q, "absmax_quantize", lambda x: (np.zeros(x.shape, np.int8), 1.0))
+    with pytest.raises(GradingError):
+        check("absmax_quantize", lambda x: (np.zeros(x.shape, np.int8), 1.0), plot=False)
