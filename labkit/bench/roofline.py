@@ -1,0 +1,107 @@
+"""Why 8-bit weights speed up decode but not prefill on this CPU — and what changes on a GPU.
+
+A forward pass over T tokens of a decoder with P matmul parameters (every linear, lm_head included)
+does ``2·P·T`` FLOPs and must read the ``P·b`` weight bytes at least once (b = bytes per weight).
+Its time is at least ``max(FLOPs / peak_flops, bytes / bandwidth)`` (the roofline). The ratio
+``FLOPs / bytes = 2T / b`` (arithmetic intensity) decides which bound binds: below the machine's
+``peak_flops / bandwidth`` the pass is memory bound, above it compute bound.
+
+* **Decode** (T = batch = 1) has intensity 2/b: 0.5 FLOP/byte in fp32, 2 in int8. Every machine is
+  memory bound there, so time ∝ weight bytes, and 8-bit weights read 4× fewer bytes than fp32 (2×
+  fewer than bf16). The speedup is real if the kernel reads the int8 codes and converts them *in
+  registers* (``torch.ops.aten._weight_int8pack_mm`` on CPU, fused dequant GEMV / ``_int_mm`` /
+  ``_scaled_mm`` on GPU) — not if it first writes a dequantized fp32 copy of the weight to memory,
+  which reads 1 byte and writes and reads 4 more per weight: the 0.37x a student measured.
+* **Prefill** (T = prompt length, e.g. 128) has intensity 2·128/4 = 64 FLOP/byte in fp32 — compute
+  bound on this CPU. Weight-only quantization keeps the activations in float, so the multiply-adds
+  still run as fp32/bf16 FMAs: the FLOPs do not shrink, and dequantizing adds work. This CPU (AMD
+  EPYC, AVX-512 with VNNI) has no int8/fp8 *matrix* units (no AMX); VNNI int8 dot products would
+  need 8-bit activations too (W8A8), and torch's CPU ``_int_mm`` does not reach fp32 GEMM speed. So
+  the best a weight-only scheme can do in prefill is ≈1.0x (dequantize a tile, then the fp32 GEMM).
+
+Worked numbers (``model_matmul_params`` below; run ``labkit bench --roofline`` to print them):
+
+* SmolLM2-135M (the default model): 30 layers × 3.54 M linear weights + the tied 49152×576 lm_head
+  (28.3 M) = **134.5 M** matmul weights. Decode reads 538 MB per token in fp32, 134.5 MB in int8 —
+  up to 4× faster when memory bound. Prefill of 128 tokens is 34.4 GFLOP. On this machine
+  (``labkit bench --kernels`` measures ~10–20 GB/s and ~100–200 GFLOP/s on 2 cores when idle)
+  that is ~30 ms of weight reading vs ~200 ms of FMAs per prompt: compute bound, no room for 8 bits.
+* Qwen3-1.7B: 28 layers × 50.3 M + the tied 151936×2048 lm_head (311 M) = **1.72 G** matmul
+  weights. On an RTX 4090 (~1.0 TB/s; dense tensor-core peaks 165 bf16, 330 fp8, 660 int8
+  TFLOPS) decode at batch 1 reads 3.44 GB (bf16) → ≥ 3.4 ms/token (≤ 293 tok/s); with 8-bit
+  weights 1.72 GB → ≥ 1.7 ms (≤ 586 tok/s), while the FLOPs (3.4 GFLOP) take 21 µs: 2x from
+  bytes alone. The 4090's ridge point is 165 FLOP/byte for bf16: decode stays memory bound up to a
+  batch of ~165 sequences (bf16 weights) or ~80 (8-bit weights, bf16 math). A 1024-token prefill
+  is 3.5 TFLOP → 21 ms at 165 TFLOPS vs 3.4 ms to read the weights: compute bound, so weight-only
+  8 bits cannot help; **W8A8** can — FP8 tensor cores halve it (10.7 ms), INT8 ones quarter it
+  (5.3 ms) — if activation quantization is fused so it costs less than it saves.
+  An H100 SXM (3.35 TB/s; ~990 bf16 / 1980 fp8 / 1980 int8 dense TFLOPS) has a ridge near 300
+  FLOP/byte: the same picture with every number faster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Spec-sheet peaks (dense, no sparsity) — upper bounds to compare measurements with, not results."""
+
+    name: str
+    bandwidth_gb_s: float
+    tflops: dict  # compute dtype -> dense TFLOPS
+
+
+HARDWARE: dict[str, Hardware] = {
+    "rtx4090": Hardware("RTX 4090", 1008.0, {"bf16": 165.0, "fp8": 330.0, "int8": 660.0}),
+    "h100-sxm": Hardware("H100 SXM", 3350.0, {"bf16": 989.0, "fp8": 1979.0, "int8": 1979.0}),
+}
+
+
+def model_matmul_params(config: Any, include_lm_head: bool = True) -> int:
+    """Number of weights the matmuls of one token read: all decoder linears (+ lm_head).
+
+    Works from a Llama/Qwen2/Qwen3 config (``hidden_size``, ``intermediate_size``,
+    ``num_hidden_layers``, ``num_attention_heads``, ``num_key_value_heads``, optional ``head_dim``,
+    ``vocab_size``). A tied lm_head is still a matmul of ``vocab × hidden`` per token.
+    """
+    h, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    heads, kv = config.num_attention_heads, config.num_key_value_heads
+    d = getattr(config, "head_dim", None) or h // heads
+    attn = h * heads * d + 2 * h * kv * d + heads * d * h  # q, k, v, o
+    mlp = 3 * h * inter  # gate, up, down
+    total = layers * (attn + mlp)
+    return total + (config.vocab_size * h if include_lm_head else 0)
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """Lower-bound times of one forward pass of ``tokens`` tokens (seconds) and which bound binds."""
+
+    params: int
+    tokens: int
+    bytes_per_weight: float
+    flops: float
+    weight_bytes: float
+    intensity: float  # FLOP / byte
+    compute_s: float
+    memory_s: float
+    bound: str  # "memory" or "compute"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def roofline(params: int, tokens: int, bytes_per_weight: float, peak_tflops: float, bandwidth_gb_s: float) -> Roofline:
+    """``2·params·tokens`` FLOPs vs ``params·bytes_per_weight`` bytes (weights only; KV cache and
+    activations are small next to them at the sizes of this lab)."""
+    if params <= 0 or tokens <= 0 or bytes_per_weight <= 0 or peak_tflops <= 0 or bandwidth_gb_s <= 0:
+        raise ValueError("params, tokens, bytes_per_weight, peak_tflops and bandwidth_gb_s must all be positive")
+    flops = 2.0 * params * tokens
+    nbytes = params * bytes_per_weight
+    compute_s = flops / (peak_tflops * 1e12)
+    memory_s = nbytes / (bandwidth_gb_s * 1e9)
+    return Roofline(params, tokens, bytes_per_weight, flops, nbytes, flops / nbytes, compute_s, memory_s,
+                    "memory" if memory_s >= compute_s else "compute")
