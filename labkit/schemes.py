@@ -90,6 +90,21 @@ class WeightOnly(Scheme):
 
 SCHEMES: dict[str, Scheme] = {}
 
+# Modules that register more schemes (and their handlers) when imported; loaded on the first lookup
+# so that ``get_scheme("smoothquant-int8")`` works without the caller importing them first.
+PLUGINS = ("labkit.models.w8a8_schemes",)
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        import importlib
+
+        for module in PLUGINS:
+            importlib.import_module(module)
+
 
 def register_scheme(name: str, scheme: Scheme) -> Scheme:
     """Make ``scheme`` available as ``get_scheme(name)``; returns it. Names are lower case."""
@@ -109,6 +124,7 @@ def get_scheme(scheme: str | Scheme) -> Scheme:
     """
     if isinstance(scheme, Scheme):
         return scheme
+    _load_plugins()
     if not isinstance(scheme, str):
         raise TypeError(f"scheme must be a name such as 'int8-row' or a Scheme, got {type(scheme).__name__}")
     key = scheme.lower().strip()
@@ -119,6 +135,7 @@ def get_scheme(scheme: str | Scheme) -> Scheme:
 
 def scheme_names() -> list[str]:
     """Every registered short name, in registration order (baseline first)."""
+    _load_plugins()
     return list(SCHEMES)
 
 

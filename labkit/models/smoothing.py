@@ -72,10 +72,17 @@ def smooth_model(model: nn.Module, stats: ActivationStats, alpha: float = 0.5, s
     ``alpha = 0`` still rescales (``s = 1 / max|W_j|``): it moves the *weights'* range, not the
     activations'; only a missing fold changes nothing.
     """
+    return fold_smoothing_(copy.deepcopy(model), stats, alpha, scope)
+
+
+@torch.no_grad()
+def fold_smoothing_(model: nn.Module, stats: ActivationStats, alpha: float = 0.5, scope: str = "all") -> SmoothingResult:
+    """``smooth_model`` working *in place* on ``model`` (the trailing underscore says so): for callers
+    that already hold a private copy (``quantize_model``'s preparer), to avoid a second copy of the weights."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     lmap: LayerMap = layer_map(model)
-    new = copy.deepcopy(model)
+    new = model
     factors: dict[str, torch.Tensor] = {}
     for i, layer in enumerate(decoder_layers(new, lmap)):
         prefix = f"{lmap.layers}.{i}."

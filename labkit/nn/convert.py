@@ -53,6 +53,21 @@ def _weight_only(linear: nn.Linear, scheme: Scheme, mode: str) -> nn.Module:
     return QuantLinear.from_float(linear, scheme, mode)
 
 
+# Model-level preparation that must run before the linears are swapped (e.g. SmoothQuant folds
+# calibrated factors into norms and weights): ``preparer(model, scheme) -> model``, may work in place
+# on the copy it is given. Registered by the module that owns the scheme type.
+Preparer = Callable[[nn.Module, Scheme], nn.Module]
+PREPARERS: dict[type, Preparer] = {}
+
+
+def register_preparer(scheme_type: type) -> Callable[[Preparer], Preparer]:
+    """Decorator: ``preparer(model, scheme) -> model`` run by ``quantize_model`` before the handler."""
+    def decorate(fn: Preparer) -> Preparer:
+        PREPARERS[scheme_type] = fn
+        return fn
+    return decorate
+
+
 def _handler_for(scheme: Scheme) -> Handler:
     for klass in type(scheme).__mro__:
         if klass in HANDLERS:
@@ -141,6 +156,9 @@ def quantize_model(model: nn.Module, scheme: str | Scheme, mode: str = "fake", *
     if handler is None:
         return QuantResult(target, QuantReport(scheme.name, mode, (), 0, 0))
 
+    prepare = next((PREPARERS[k] for k in type(scheme).__mro__ if k in PREPARERS), None)
+    if prepare is not None:
+        target = prepare(target, scheme)
     output_name = _output_layer_name(target)
     names = [name for name, m in target.named_modules()
              if isinstance(m, nn.Linear) and (include_lm_head or name != output_name)]

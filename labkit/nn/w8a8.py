@@ -117,6 +117,10 @@ class W8A8Linear(nn.Module):
         """The float32 weight ``(out, in)`` this module multiplies by (for error reports and tests)."""
         return self.qweight.float() * self.weight_scale[:, None]
 
+    def weight_bytes(self) -> int:
+        """Bytes stored for the weight: 8-bit codes + float32 row scales (what quantize_model reports)."""
+        return sum(t.numel() * t.element_size() for t in (self.qweight, self.weight_scale))
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"scheme=W8A8 {self.fmt.name} (weights per row, activations per token, dynamic)")
