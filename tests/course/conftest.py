@@ -9,6 +9,7 @@ Students:
   solutions  every fill-in and written answer from the source solutions (all notebooks)
   untouched  the released notebooks as they are (all notebooks)
   one_wrong  04_gptq with a wrong quantize_column, everything else right
+  partial    01_absmax with truncated codes in absmax_quantize (right scale: partial credit)
   loop       05_smoothquant with an infinite loop in apply_smoothing
 """
 
@@ -35,6 +36,10 @@ WRONG = {  # (notebook, grade_id) -> replacement source of that fill-in cell
     ("04_gptq", "quantize_column"): (
         "def quantize_column(col, n_bits=8):\n"
         "    return np.round(col * 10) / 10   # wrong: a fixed grid, no absmax scale\n"),
+    ("01_absmax", "absmax_quantize"): (
+        "def absmax_quantize(x):\n"
+        "    scale = np.max(np.abs(x)) / 127\n"
+        "    return (x / scale).astype(np.int8), scale   # right scale, truncated codes\n"),
     ("05_smoothquant", "apply_smoothing"): (
         "def apply_smoothing(X, W, s):\n"
         "    while True:   # an infinite loop\n"
@@ -44,6 +49,7 @@ STUDENTS = {
     "solutions": {"notebooks": None, "edits": {}},
     "untouched": {"notebooks": None, "edits": None},
     "one_wrong": {"notebooks": ["04_gptq"], "edits": {k: v for k, v in WRONG.items() if k[0] == "04_gptq"}},
+    "partial": {"notebooks": ["01_absmax"], "edits": {k: v for k, v in WRONG.items() if k[0] == "01_absmax"}},
     "loop": {"notebooks": ["05_smoothquant"], "edits": {k: v for k, v in WRONG.items() if k[0] == "05_smoothquant"}},
 }
 

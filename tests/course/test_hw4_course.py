@@ -75,6 +75,12 @@ def test_one_wrong_function_loses_exactly_its_points(course_run):
     assert sum(s for s, _ in scores.values()) == sum(s for s, _ in full.values()) - full["test_quantize_column"][1]
 
 
+def test_partial_credit_reaches_the_gradebook(course_run):
+    scores = _autograded(course_run["results"]["partial"]["scores"])["01_absmax"]
+    assert scores["test_absmax_quantize"] == (1.0, 3.0)  # the scale's share of 3 points
+    assert scores["test_absmax_dequantize"] == (2.0, 2.0)
+
+
 def test_infinite_loop_costs_only_its_part(course_run):
     r = course_run["results"]["loop"]
     scores = _autograded(r["scores"])["05_smoothquant"]
