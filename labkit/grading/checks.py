@@ -134,7 +134,9 @@ def _run_cases(ex: Exercise, fn, seed: int) -> list[CaseResult]:
 
 
 def _plot(ex: Exercise, results: list[CaseResult], points) -> None:
-    case = next((r for r in results if r.failures), results[-1])
+    # the largest failing case (the worked example is too small for a histogram), else the largest
+    failing = [r for r in results if r.failures] or results
+    case = max(failing, key=lambda r: sum(np.size(v) for v in r.inputs.values() if isinstance(v, np.ndarray)))
     diff, qerr = None, {}
     try:
         with integrity.quiet():

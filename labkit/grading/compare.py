@@ -138,7 +138,7 @@ def compare_floats(name: str, got, expected, *, rtol: float = 1e-5, atol: float 
     idx = tuple(int(i) for i in _first(bad))
     _fail(name, f"{int(bad.sum())} of {g.size} values differ (largest difference {float(err.max()):.3g}); "
           f"first at index {idx}: expected {e[idx]:.6g}, got {g[idx]:.6g}",
-          "look at the histogram of (yours − reference) below; a constant ratio means a wrong scale, "
+          "look at the histogram of (yours − reference) shown with this check; a constant ratio means a wrong scale, "
           "a spread of one step means rounding, a few large values mean clipping")
 
 
