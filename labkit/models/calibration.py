@@ -8,9 +8,10 @@ measured, not computed from weights: forward hooks on every ``nn.Linear`` observ
 running max — O(in) memory per linear, unlike torchao's ``SmoothQuantObserver`` which stores every
 input and concatenates them at convert time.
 
-Worked number: SmolLM2-135M's ``mlp.down_proj`` inputs (the SiLU(gate)·up product) reach absmax in
-the hundreds on a few channels while the median channel stays below 1 — exactly the outlier
-pattern that makes per-token INT8 activations lose precision on all the other channels.
+Worked number (measured on SmolLM2-135M, 4 windows of 256 tokens of the lab text): at layer 20 the
+``mlp.down_proj`` input (the SiLU(gate)·up product) has one channel reaching 20.3 while the median
+channel's maximum is 2.5; at layer 5, ``q_proj``'s input peaks at 4.7 with a median of 0.48. A
+per-token INT8 scale follows the 20.3, so a typical channel is left with ~127·2.5/20.3 ≈ 16 codes.
 
 Windows are drawn at seeded random offsets from the calibration token stream, so the same
 ``seed`` gives the same statistics on every machine; the evaluation text and the calibration text
