@@ -27,7 +27,8 @@ fp8 any        codes → float via bit arithmetic → GEMV   dequantize → floa
 =============  ========================================  =====================================
 
 ``_weight_int8pack_mm(x, q: (N, K) int8, s: (N,))`` is the CPU int8 weight-only kernel
-(torch 2.13): ``x`` must be 2-D and contiguous along K, ``s`` must have ``x``'s dtype, and only
+(torch 2.13): ``x`` must be 2-D and contiguous, ``q`` contiguous, K a multiple of 16
+(otherwise wrong results or a crash), ``s`` must have ``x``'s dtype, and only
 bfloat16 ``x`` runs a vectorized path (float32 and float16 ``x`` fall back to a scalar loop ~6x
 slower than a float32 GEMV). So a float32 activation is rounded to bfloat16 (relative error
 ≤ 2^-9 per element — the "A16" of W8A16) and the float32 per-row scale is applied *after* the
@@ -58,6 +59,7 @@ from ..quant.formats import Format
 from ..quant.granularity import Granularity, PerGroup
 
 DECODE_MAX_TOKENS = 16
+INT8PACK_K_MULTIPLE = 16
 
 # e4m3 bits placed in a float32: keep the sign (bit 31) and exponent+mantissa (bits 26..20),
 # drop the sign-extension copies that a shifted negative int8 leaves in bits 27..30.
@@ -121,10 +123,14 @@ def _unit_scales(n: int, device: torch.device) -> torch.Tensor:
 
 
 def int8pack_mm(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """``x: (M, K) @ q: (N, K) int8ᵀ`` by the CPU int8 kernel, bf16 activations → bf16 (M, N)."""
-    xb = x.to(torch.bfloat16)
-    if xb.stride(-1) != 1:
-        xb = xb.contiguous()
+    """``x: (M, K) @ q: (N, K) int8ᵀ`` by the CPU int8 kernel, bf16 activations → bf16 (M, N).
+
+    torch 2.13's kernel needs K % 16 == 0: other K give wrong sums (M = 1) or a segfault (M > 1),
+    measured on this AVX-512 CPU. Such K (tiny test layers, a short last group) take a float path.
+    """
+    if q.shape[1] % INT8PACK_K_MULTIPLE:
+        return F.linear(x.to(torch.float32), q.to(torch.float32))
+    xb = x.to(torch.bfloat16).contiguous()  # a column slice (row stride ≠ K) gives wrong sums
     return torch.ops.aten._weight_int8pack_mm(xb, q, _unit_scales(q.shape[0], q.device))
 
 
