@@ -22,7 +22,8 @@ def _spy(monkeypatch, name):
     real = getattr(torch, name)
 
     def wrapper(*args, **kwargs):
-        calls.append([tuple(a.shape) for a in args if isinstance(a, torch.Tensor)])
+        tensors = list(args) + [kwargs[key] for key in sorted(kwargs)]  # scale_a, scale_b come as keywords
+        calls.append([tuple(a.shape) for a in tensors if isinstance(a, torch.Tensor)])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(torch, name, wrapper)
