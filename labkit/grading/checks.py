@@ -195,6 +195,8 @@ def check(name: str, fn, *, seed: int = 0, points: float | None = None, plot: bo
         line = f"{mark} {name}: {p.name} matches the reference on {n} inputs" if p.name not in failed \
             else f"{mark} {name}: {p.name} — {failed[p.name]}"
         print(line)
+    if ex.deps and earned:
+        print(f"  ({name} was checked with labkit's {', '.join(ex.deps)}, so a mistake there does not count twice)")
     if points is None:
         return None
     return Score(round(points * earned / total, 4))

@@ -106,8 +106,13 @@ def release(assignment: str = ASSIGNMENT, out_dir: Path | str = NOTEBOOKS, cours
 def stale_notebooks(assignment: str = ASSIGNMENT, notebooks_dir: Path | str = NOTEBOOKS,
                     course: Path | str = COURSE) -> list[str]:
     """Names of notebooks in ``notebooks_dir`` that differ from a fresh release (or are missing/extra)."""
+    return compare_release(generate(assignment, course), notebooks_dir)
+
+
+def compare_release(fresh: dict[str, dict], notebooks_dir: Path | str) -> list[str]:
+    """Names that differ between ``fresh`` ({file name: notebook JSON}) and the ``*.ipynb`` files
+    in ``notebooks_dir``: changed, missing or extra."""
     notebooks_dir = Path(notebooks_dir)
-    fresh = generate(assignment, course)
     present = {p.name for p in notebooks_dir.glob("*.ipynb")}
     stale = sorted(present - set(fresh))
     for name, nb in fresh.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.grading.course import ASSIGNMENT, NOTEBOOKS
+from labkit.grading.course import ASSIGNMENT, NOTEBOOKS, compare_release
 
 from .conftest import STUDENTS, solution_cells
 
@@ -36,13 +36,21 @@ def test_release_has_no_solutions_and_no_hidden_tests(course_run):
         assert stubs and all(re.search(r'raise NotImplementedError\("Task \d\.\d: ', s) for s in stubs), stem
 
 
-def test_notebooks_folder_is_up_to_date(course_run):
+def test_notebooks_folder_is_up_to_date(course_run, tmp_path):
     """notebooks/ must equal a fresh generate_assignment of autograde/source (run `make notebooks`)."""
     fresh = {p.name: json.loads(p.read_text()) for p in course_run["release"].glob("*.ipynb")}
-    present = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
-    assert present == set(fresh), f"notebooks/ has {sorted(present)}, the source releases {sorted(fresh)}: run make notebooks"
-    stale = [n for n, nb in fresh.items() if json.loads((NOTEBOOKS / n).read_text()) != nb]
+    stale = compare_release(fresh, NOTEBOOKS)
     assert not stale, f"notebooks/ is out of date with autograde/source/{ASSIGNMENT}: {stale} — run `make notebooks`"
+    # and the comparison notices an edit, a missing and an extra notebook
+    for p in NOTEBOOKS.glob("*.ipynb"):
+        (tmp_path / p.name).write_text(p.read_text())
+    first, second = sorted(fresh)[:2]
+    edited = json.loads((tmp_path / first).read_text())
+    edited["cells"][0]["source"] = "# hand-edited"
+    (tmp_path / first).write_text(json.dumps(edited))
+    (tmp_path / second).unlink()
+    (tmp_path / "99_extra.ipynb").write_text("{}")
+    assert compare_release(fresh, tmp_path) == sorted([first, second, "99_extra.ipynb"])
 
 
 def test_every_student_was_graded(course_run):

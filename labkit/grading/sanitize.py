@@ -1,0 +1,88 @@
+"""Put a mangled submission back into the shape the grader expects, before it runs.
+
+nbgrader's ``OverwriteCells`` restores the *text* of locked cells (a student who edits a test cell
+gets the original back, hidden tests included) and, with ``add_missing_cells``, re-inserts
+deleted test cells. Two things it leaves to chance, each fixed here by ``RestoreCells`` (a drop-in
+subclass):
+
+1. **Order.** A student may drag a test cell above the function it tests, or move the fill-in
+   below its check; the test then runs on an undefined name and scores 0 for a right answer.
+   ``RestoreCells`` puts every cell that carries a ``grade_id`` back in the order of the source
+   notebook. A cell without an id (a student's own scratch cell) travels with the id'd cell
+   above it, so helper code stays where the student put it relative to its fill-in; split cells
+   (two halves, one id after nbgrader's ``DeduplicateIds``) keep their order.
+2. **Missing neighbours.** nbgrader inserts a deleted test cell *after the previous id'd source
+   cell* and raises ``KeyError`` if that cell is gone too (a student who deleted a fill-in and its
+   test, or submitted an empty notebook): the whole assignment of that student then fails.
+   Here a missing cell goes after the nearest earlier id'd cell that is present (or first), so an
+   empty notebook simply scores 0.
+
+Worked example: cells ``[setup, test_q, q, md]`` with source order ``[setup, q, test_q]`` become
+``[setup, q, md, test_q]`` (``md`` had followed ``q``) and ``test_q`` runs after ``q`` is defined.
+"""
+
+from __future__ import annotations
+
+from nbgrader import utils
+from nbgrader.preprocessors import OverwriteCells
+
+
+def _gid(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def restore_order(cells: list, source_ids: list[str]) -> list:
+    """``cells`` with id'd cells in ``source_ids`` order; unknown-id cells stay with the cell above.
+
+    Cells before the first known id keep their place at the top. Stable: an already ordered
+    notebook comes back unchanged."""
+    rank = {gid: i for i, gid in enumerate(source_ids)}
+    groups: list[tuple[float, int, list]] = []
+    current: list = []
+    key = -1.0
+    for cell in cells:
+        gid = _gid(cell)
+        if gid in rank:
+            groups.append((key, len(groups), current))
+            current, key = [cell], float(rank[gid])
+        else:
+            current.append(cell)
+    groups.append((key, len(groups), current))
+    return [cell for _, _, group in sorted(groups, key=lambda g: (g[0], g[1])) for cell in group]
+
+
+class RestoreCells(OverwriteCells):
+    """``OverwriteCells`` + source order of id'd cells + missing cells re-inserted without KeyError."""
+
+    def preprocess(self, nb, resources):
+        nb, resources = super().preprocess(nb, resources)  # text of locked cells, missing cells
+        from nbgrader.api import Gradebook
+
+        with Gradebook(resources["nbgrader"]["db_url"]) as gb:
+            source_ids = [c.name for c in gb.find_notebook(resources["nbgrader"]["notebook"],
+                                                           resources["nbgrader"]["assignment"]).source_cells]
+        ordered = restore_order(list(nb.cells), source_ids)
+        if [id(c) for c in ordered] != [id(c) for c in nb.cells]:
+            self.log.warning("cells were moved in this submission: restored the source order of the graded cells")
+            nb.cells = ordered
+        return nb, resources
+
+    def add_missing_grade_cells(self, nb, resources):
+        source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        source_cells = source_nb.source_cells
+        source_ids = [c.name for c in source_cells]
+        grade_cells = {c.name: c for c in source_nb.grade_cells}
+        solution_ids = {c.name for c in source_nb.solution_cells}
+        for gid in source_ids:
+            if gid not in grade_cells:
+                continue
+            present = {_gid(c): i for i, c in enumerate(nb.cells) if utils.is_grade(c) or utils.is_solution(c)
+                       or _gid(c) in source_ids}
+            if gid in present:
+                continue
+            self.log.warning("Missing grade cell %s encountered, adding to notebook", gid)
+            cell = self.missing_cell_transform(source_cells[source_ids.index(gid)], grade_cells[gid].max_score,
+                                               is_solution=gid in solution_ids)
+            earlier = [present[p] for p in source_ids[:source_ids.index(gid)] if p in present]
+            nb.cells.insert(max(earlier) + 1 if earlier else 0, cell)
+        return nb, resources

@@ -1,0 +1,236 @@
+"""Grade twice: once in the student's kernel, once more in the grader's own process.
+
+Everything in the kernel — numpy, labkit, the check itself — runs next to the student's code and
+can be patched by it (``np.allclose = lambda *a, **k: True``, ``check = lambda *a, **k: 3``, a
+grader module's ``__dict__`` edited). So the grade a test cell prints is only a *claim*. The
+trusted half works like this:
+
+1. In the kernel, a hidden ``check(name, fn, seed=S, points=P)`` under autograde also displays an
+   **answer record**: the raw outputs of the student's function on each seeded case, as ``.npy``
+   bytes (``answer_record``), in an output of type ``application/vnd.labkit.answers+json``.
+2. After the notebook ran, the ``VerifyChecks`` preprocessor (in the grader's process, which no
+   notebook code touches) reads the hidden ``check`` calls from the test cell's *source* — locked,
+   restored from the gradebook by nbgrader before execution — redraws the seeded inputs,
+   recomputes labkit's reference and compares the recorded outputs part by part with the same
+   rules as the kernel. The cell keeps ``min(claimed, verified)`` points; a missing record (the
+   check was replaced, never ran, or the kernel died) is 0. Records are removed afterwards, so
+   the feedback page does not carry them.
+
+Worked example: a notebook that sets ``labkit.grading.compare.compare_codes = lambda *a, **k:
+None`` and returns truncated codes claims 3/3 in the kernel; the record holds the truncated codes,
+the grader finds "codes differ at 41 of 1000 positions" and the cell gets 1 (the scale's share).
+
+Decoding never unpickles (``np.load(allow_pickle=False)``): a record is data, not code. Anything
+that is not a numpy array, numpy scalar or Python number decodes as ``Unsupported`` and fails the
+comparison. Limit: a student who forges a record holding the *right* outputs (computed with
+labkit's reference) is only stopped by the in-kernel tripwire; forging is no longer "patching a
+check", it is copying the answer, and needs code written for it.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import copy
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+MIME = "application/vnd.labkit.answers+json"
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A recorded output that was not a numpy array or number (e.g. a torch tensor, a list)."""
+
+    type_name: str
+
+
+def encode_value(value) -> dict:
+    """One output value → JSON-safe dict (numpy arrays and scalars as .npy bytes)."""
+    if isinstance(value, bool):
+        return {"kind": "other", "type": "bool"}
+    if isinstance(value, (int, float)) and type(value) in (int, float):
+        return {"kind": "py", "type": type(value).__name__, "value": repr(value)}
+    if isinstance(value, (np.ndarray, np.generic)):
+        arr = np.asarray(value)
+        if arr.dtype.hasobject:
+            return {"kind": "other", "type": "object array"}
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(arr).view(np.ndarray), allow_pickle=False)
+        kind = "array" if isinstance(value, np.ndarray) else "scalar"
+        return {"kind": kind, "npy": base64.b64encode(buf.getvalue()).decode("ascii")}
+    return {"kind": "other", "type": type(value).__module__ + "." + type(value).__name__}
+
+
+def decode_value(data: dict):
+    """Inverse of ``encode_value``; never executes anything from the record."""
+    kind = data.get("kind")
+    if kind == "py":
+        return {"int": int, "float": float}[data["type"]](data["value"]) if data.get("type") in ("int", "float") \
+            else Unsupported(str(data.get("type")))
+    if kind in ("array", "scalar"):
+        arr = np.load(io.BytesIO(base64.b64decode(data["npy"])), allow_pickle=False)
+        return arr if kind == "array" else arr[()]
+    return Unsupported(str(data.get("type", "unknown")))
+
+
+def answer_record(name: str, seed: int, points: float, outputs: list) -> dict:
+    """The record a hidden check displays: ``outputs`` has one entry per case, each the tuple of
+    the student's output values, or ``None`` when the call failed or returned the wrong structure."""
+    cases = []
+    for out in outputs:
+        cases.append(None if out is None else [encode_value(v) for v in out])
+    return {"exercise": name, "seed": int(seed), "points": float(points), "cases": cases}
+
+
+def show_record(record: dict) -> None:
+    """Display the record in the running kernel (no text fallback: nothing shows in the notebook)."""
+    from IPython.display import display
+
+    display({MIME: record}, raw=True)
+
+
+# -- the grader's side ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HiddenCheck:
+    """One ``check("name", fn, seed=S, points=P)`` call found in a test cell's source."""
+
+    exercise: str
+    seed: int
+    points: float
+
+
+def hidden_checks(source: str) -> list[HiddenCheck]:
+    """The graded ``check`` calls (with ``seed=`` and ``points=``) in a test cell's source."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        fname = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        kw = {k.arg: k.value for k in node.keywords}
+        if fname != "check" or not node.args or "points" not in kw:
+            continue
+        try:
+            name = ast.literal_eval(node.args[0])
+            seed = ast.literal_eval(kw["seed"]) if "seed" in kw else 0
+            points = ast.literal_eval(kw["points"])
+        except ValueError:
+            continue
+        found.append(HiddenCheck(str(name), int(seed), float(points)))
+    return found
+
+
+def verified_points(check: HiddenCheck, record: dict | None) -> tuple[float, list[str]]:
+    """Points the recorded outputs earn, recomputed here from labkit's reference; and the reasons
+    for every lost part."""
+    from .compare import GradingError
+    from .exercises import EXERCISES
+
+    if record is None:
+        return 0.0, [f"{check.exercise}: no answer record — the graded check did not run to the end"]
+    ex = EXERCISES[check.exercise]
+    rng = np.random.default_rng(check.seed)
+    cases = ex.cases(rng)
+    recorded = record.get("cases", [])
+    failed: dict[str, str] = {}
+    if len(recorded) != len(cases):
+        failed = {p.name: f"{len(recorded)} recorded cases, {len(cases)} expected" for p in ex.parts}
+    else:
+        for (label, inputs), rec in zip(cases, recorded):
+            ref = ex.reference(**copy.deepcopy(inputs))
+            ref = (ref,) if ex.n_outputs == 1 else tuple(ref)
+            if rec is None or len(rec) != ex.n_outputs:
+                for p in ex.parts:
+                    failed.setdefault(p.name, f"[{label}] no usable output")
+                continue
+            got = tuple(decode_value(v) for v in rec)
+            for part in ex.parts:
+                try:
+                    with np.errstate(all="ignore"):
+                        part.compare(got, ref, inputs)
+                except GradingError as exc:
+                    failed.setdefault(part.name, f"[{label}] {exc}")
+                except Exception as exc:  # a malformed record must never crash the grader
+                    failed.setdefault(part.name, f"[{label}] {type(exc).__name__}: {exc}")
+    total = sum(p.weight for p in ex.parts)
+    earned = sum(p.weight for p in ex.parts if p.name not in failed)
+    return round(check.points * earned / total, 4), list(failed.values())
+
+
+def _claimed(cell) -> float | None:
+    """What nbgrader would give the cell now (None: not an autograded code cell)."""
+    from nbgrader.utils import determine_grade
+
+    return determine_grade(cell)[0]
+
+
+def verify_cell(cell) -> tuple[float, float, list[str]] | None:
+    """Re-grade one executed test cell in place: returns (claimed, verified, reasons), or None
+    when the cell has no hidden ``check`` call to verify. Removes the answer records."""
+    checks = hidden_checks(cell.source.split("### BEGIN HIDDEN TESTS")[-1])
+    records = [o for o in cell.get("outputs", []) if o.get("output_type") == "display_data" and MIME in o.get("data", {})]
+    cell.outputs = [o for o in cell.get("outputs", []) if o not in records]
+    if not checks:
+        return None
+    by_key = {}
+    for o in records:
+        rec = o["data"][MIME]
+        if isinstance(rec, dict):
+            by_key.setdefault((rec.get("exercise"), rec.get("seed")), rec)
+    claimed = _claimed(cell) or 0.0
+    verified, reasons = 0.0, []
+    for chk in checks:
+        pts, why = verified_points(chk, by_key.get((chk.exercise, chk.seed)))
+        verified += pts
+        reasons += why
+    if verified < claimed - 1e-9:
+        _set_score(cell, verified, reasons)
+    return claimed, min(claimed, verified), reasons
+
+
+def _set_score(cell, points: float, reasons: list[str]) -> None:
+    from nbformat import NotebookNode
+
+    note = ("The grader re-checked the recorded answers outside the notebook and found:\n"
+            + "\n".join(f"- {r}" for r in reasons))
+    outputs = [o for o in cell.outputs if o.get("output_type") != "execute_result"]
+    if points <= 0:
+        outputs.append(NotebookNode(output_type="error", ename="GradingError", evalue=note,
+                                    traceback=[f"\x1b[0;31mGradingError\x1b[0m: {note}"]))
+    else:
+        outputs.append(NotebookNode(output_type="stream", name="stdout", text=note + "\n"))
+        outputs.append(NotebookNode(output_type="execute_result", execution_count=cell.get("execution_count"),
+                                    metadata={}, data={"text/plain": repr(float(points))}))
+    cell.outputs = outputs
+
+
+def _preprocessor_class():
+    from nbgrader.preprocessors import NbGraderPreprocessor
+    from nbgrader.utils import is_grade
+
+    class VerifyChecks(NbGraderPreprocessor):
+        """Autograde step after ``Execute``: re-grade every hidden ``check`` from its answer record
+        in the grader's process; a cell keeps min(claimed, verified) points."""
+
+        def preprocess_cell(self, cell, resources, index):
+            if cell.cell_type == "code" and is_grade(cell):
+                result = verify_cell(cell)
+                if result and result[1] < result[0]:
+                    self.log.warning("cell %s: claimed %s points, verified %s: %s", cell.metadata["nbgrader"]["grade_id"],
+                                     result[0], result[1], "; ".join(result[2])[:500])
+            elif cell.cell_type == "code":
+                cell.outputs = [o for o in cell.get("outputs", [])
+                                if not (o.get("output_type") == "display_data" and MIME in o.get("data", {}))]
+            return cell, resources
+
+    return VerifyChecks
+
+
+VerifyChecks = _preprocessor_class()
