@@ -13,6 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/labkit fetch-model  # the default model, once, into $${LABKIT_CACHE:-~/.cache/labkit}
 	@touch $(STAMP)
 
 lab: setup

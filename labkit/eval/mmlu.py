@@ -1,0 +1,205 @@
+"""MMLU-style 5-shot multiple-choice accuracy, scored from one forward pass per question.
+
+The prompt is the one of the original MMLU paper (Hendrycks et al.), which most tools reproduce:
+
+    The following are multiple choice questions (with answers) about high school physics.
+
+    <dev question 1>
+    A. <choice>
+    B. <choice>
+    C. <choice>
+    D. <choice>
+    Answer: B
+
+    ... 4 more dev examples ...
+    <test question>
+    A. <choice>
+    ...
+    D. <choice>
+    Answer:
+
+The model does not generate: we read its next-token logits after "Answer:" at the four tokens
+" A", " B", " C", " D" (with the leading space, as the dev examples write them) and predict the
+largest. No sampling, no parsing, and a model that would rather say "The" still gets a prediction.
+Accuracy is reported overall (micro average over questions) and per subject; chance is 25%.
+
+Why the prediction reads only four logits: quantization noise shifts every logit a little; reading
+the argmax over four candidates shows *decision flips*, which is what accuracy measures. KL
+divergence (``labkit.eval.kld``) sees the shifts themselves.
+
+Cost: all prompts of a subject share the header and the 5 dev examples, so that prefix runs once and
+its key/value cache serves every question; the questions of a batch are padded on the right (causal
+attention never looks right, so padding changes nothing) and only the hidden state at each prompt's
+last token goes through the lm_head — the (batch, seq, vocab) logits tensor is never built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import torch
+
+from .progress import progress
+
+LETTERS = ("A", "B", "C", "D")
+
+
+@dataclass(frozen=True)
+class MMLUQuestion:
+    """One question: four ``choices`` and the correct letter ``answer`` ("A".."D")."""
+
+    question: str
+    choices: tuple[str, str, str, str]
+    answer: str
+    subject: str = ""
+
+    def __post_init__(self):
+        if len(self.choices) != 4:
+            raise ValueError(f"an MMLU question has 4 choices, got {len(self.choices)}: {self.question[:60]!r}")
+        if self.answer not in LETTERS:
+            raise ValueError(f"answer must be one of A, B, C, D, got {self.answer!r}: {self.question[:60]!r}")
+
+
+@dataclass(frozen=True)
+class SubjectScore:
+    accuracy: float
+    correct: int
+    n: int
+
+
+@dataclass(frozen=True)
+class MMLUResult:
+    """Overall accuracy over ``n`` test questions, per-subject scores, and every predicted letter."""
+
+    accuracy: float
+    correct: int
+    n: int
+    per_subject: dict[str, SubjectScore] = field(default_factory=dict)
+    predictions: tuple[str, ...] = ()
+
+
+def format_subject(subject: str) -> str:
+    """"high_school_physics" → "high school physics"."""
+    return " ".join(subject.split("_"))
+
+
+def format_example(q: MMLUQuestion, include_answer: bool = True) -> str:
+    """The question, its four lettered choices and "Answer:" (+ " X\\n\\n" for a dev example)."""
+    text = q.question
+    for letter, choice in zip(LETTERS, q.choices):
+        text += f"\n{letter}. {choice}"
+    text += "\nAnswer:"
+    if include_answer:
+        text += f" {q.answer}\n\n"
+    return text
+
+
+def format_prompt(subject: str, dev: Sequence[MMLUQuestion], question: MMLUQuestion, k: int = 5) -> str:
+    """The k-shot prompt: header, the first ``k`` dev examples with answers, the question without."""
+    if len(dev) < k:
+        raise ValueError(f"subject {subject!r} has {len(dev)} dev examples, the {k}-shot prompt needs {k}")
+    prompt = f"The following are multiple choice questions (with answers) about {format_subject(subject)}.\n\n"
+    for example in dev[:k]:
+        prompt += format_example(example, include_answer=True)
+    return prompt + format_example(question, include_answer=False)
+
+
+def answer_token_ids(tokenizer) -> list[int]:
+    """Token ids of " A", " B", " C", " D"; each must be a single token."""
+    ids = []
+    for letter in LETTERS:
+        toks = tokenizer(" " + letter, add_special_tokens=False).input_ids
+        if len(toks) != 1:
+            raise ValueError(f"the tokenizer splits {' ' + letter!r} into {len(toks)} tokens {toks}; "
+                             f"MMLU scoring needs each answer letter to be one token")
+        ids.append(toks[0])
+    return ids
+
+
+def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common prefix of token-id lists, leaving ≥ 1 own token to every list."""
+    n = min(len(x) for x in seqs) - 1
+    first = seqs[0]
+    for i in range(n):
+        if any(x[i] != first[i] for x in seqs):
+            return i
+    return n
+
+
+@torch.inference_mode()
+def _prefix_cache(model, prefix: Sequence[int]):
+    """Run the shared prompt prefix once; returns its key/value cache (None for an empty prefix)."""
+    if not prefix:
+        return None
+    device = next(model.parameters()).device
+    return model.get_decoder()(input_ids=torch.tensor([list(prefix)], device=device), use_cache=True).past_key_values
+
+
+@torch.inference_mode()
+def _next_token_logits(model, prefix_cache, suffixes: list[Sequence[int]], pad_id: int) -> torch.Tensor:
+    """Next-token logits after ``prefix + suffix`` for each suffix: (b, V) float32.
+
+    The prefix's cache is copied and repeated for the batch (the copy keeps the original clean for
+    the next batch). Suffixes are right-padded; the hidden state at each one's own last token goes
+    through the lm_head.
+    """
+    import copy
+
+    device = next(model.parameters()).device
+    cache = None
+    if prefix_cache is not None:
+        cache = copy.deepcopy(prefix_cache)
+        cache.batch_repeat_interleave(len(suffixes))
+    lengths = torch.tensor([len(s) for s in suffixes])
+    ids = torch.full((len(suffixes), int(lengths.max())), pad_id, dtype=torch.long)
+    for i, row in enumerate(suffixes):
+        ids[i, : len(row)] = torch.tensor(list(row))
+    hidden = model.get_decoder()(input_ids=ids.to(device), past_key_values=cache,
+                                 use_cache=cache is not None).last_hidden_state
+    last = hidden[torch.arange(len(suffixes), device=device), (lengths - 1).to(device)]
+    return model.get_output_embeddings()(last).float().cpu()
+
+
+def mmlu_accuracy(
+    model,
+    tokenizer,
+    dev: Mapping[str, Sequence[MMLUQuestion]],
+    test: Mapping[str, Sequence[MMLUQuestion]],
+    k: int = 5,
+    batch_size: int = 8,
+) -> MMLUResult:
+    """k-shot accuracy of ``model`` on every question of ``test`` (subject → questions).
+
+    Per subject, all prompts share the header and the dev examples: the longest common prefix of
+    their token ids is run once and its KV cache reused (5-6x less compute than full prompts; the
+    split is on token ids, so tokenization is exactly that of the full prompt).
+    """
+    letter_ids = torch.tensor(answer_token_ids(tokenizer))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if not any(test.values()):
+        raise ValueError("no MMLU test questions to evaluate")
+    jobs = []  # (subject, prefix ids, [(question, suffix ids)])
+    for subject, questions in test.items():
+        prompts = [tokenizer(format_prompt(subject, dev.get(subject, ()), q, k)).input_ids for q in questions]
+        if not prompts:
+            continue
+        cut = _common_prefix_len(prompts)
+        items = [(q, p[cut:]) for q, p in zip(questions, prompts)]
+        for start in range(0, len(items), batch_size):
+            jobs.append((subject, prompts[0][:cut], items[start : start + batch_size]))
+    per_subject_hits: dict[str, list[int]] = {}
+    predictions: list[str] = []
+    cached_subject, cache = None, None
+    for subject, prefix, items in progress(jobs, desc="MMLU"):
+        if subject != cached_subject:
+            cached_subject, cache = subject, _prefix_cache(model, prefix)
+        logits = _next_token_logits(model, cache, [suffix for _, suffix in items], pad_id)
+        for (q, _), c in zip(items, logits[:, letter_ids].argmax(-1).tolist()):
+            predictions.append(LETTERS[c])
+            per_subject_hits.setdefault(subject, []).append(int(LETTERS[c] == q.answer))
+    per_subject = {s: SubjectScore(sum(v) / len(v), sum(v), len(v)) for s, v in per_subject_hits.items()}
+    correct = sum(s.correct for s in per_subject.values())
+    n = len(predictions)
+    return MMLUResult(accuracy=correct / n, correct=correct, n=n, per_subject=per_subject,
+                      predictions=tuple(predictions))

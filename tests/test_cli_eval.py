@@ -1,0 +1,101 @@
+"""`labkit eval` / `labkit sweep` contracts on the tiny model: one JSON object on stdout, clear errors."""
+
+import json
+
+import pytest
+
+from labkit import cli
+
+TINY = ["--model", "tiny-qwen3", "--seq-len", "32", "--max-tokens", "160"]
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("LABKIT_PROGRESS", "0")
+
+
+def _eval(capsys, *args):
+    code = cli.main(["eval", *TINY, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("task,keys", [("ppl", {"ppl", "tokens"}), ("kld", {"kld", "top1"}),
+                                       ("mmlu", {"accuracy", "n", "per_subject"})])
+def test_eval_json_contract(capsys, task, keys):
+    extra = ["--per-subject", "1", "--subjects", "human_body,world_geography"] if task == "mmlu" else []
+    code, out, err = _eval(capsys, "--scheme", "int8-row", "--mode", "fake", "--task", task, "--json", *extra)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"stdout must hold exactly one JSON object, got {out!r}"
+    row = json.loads(lines[0])
+    assert {"scheme", "mode", "model", "task"} | keys <= set(row)
+    assert row["scheme"] == "int8-row" and row["mode"] == "fake" and row["model"] == "tiny-qwen3"
+    assert row["layers"] == 14 and row["worst_rel_error"] > 0  # 2 layers x 7 decoder linears
+    if task == "mmlu":
+        assert row["n"] == 2
+    if task == "kld":
+        assert row["kld"] > 0 and 0 < row["top1"] <= 1
+
+
+def test_baseline_and_quantized_differ_and_ppl_matches_kld_ppl(capsys):
+    rows = {}
+    for scheme in ("none", "int8-tensor"):
+        code, out, err = _eval(capsys, "--scheme", scheme, "--task", "ppl", "--json")
+        assert code == 0, err
+        rows[scheme] = json.loads(out)
+    assert rows["none"]["tokens"] == rows["int8-tensor"]["tokens"] == 5 * 31
+    assert rows["none"]["ppl"] != rows["int8-tensor"]["ppl"]
+    code, out, _ = _eval(capsys, "--scheme", "none", "--task", "kld", "--json")
+    base = json.loads(out)
+    assert base["kld"] == 0.0 and base["top1"] == 1.0
+    assert base["ppl"] == pytest.approx(rows["none"]["ppl"], rel=1e-9)
+
+
+def test_unknown_scheme_lists_known(capsys):
+    code, out, err = _eval(capsys, "--scheme", "int3-row", "--json")
+    assert code == 2 and out == ""
+    assert "int8-row" in err and "int3-row" in err
+
+
+def test_missing_model_says_how(capsys, tmp_path):
+    code = cli.main(["eval", "--model", str(tmp_path / "nope"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "huggingface-cli download" in err
+
+
+def test_noop_quantization_is_an_error(capsys, monkeypatch):
+    import labkit.nn as nn_pkg
+    from labkit.nn.convert import QuantReport, QuantResult
+
+    def fake_quantize_model(model, scheme, mode="fake", **kw):  # "quantizes" nothing
+        return QuantResult(model, QuantReport(str(scheme), mode, ("x",), 4, 1, {"x": 0.1}))
+
+    monkeypatch.setattr(nn_pkg, "quantize_model", fake_quantize_model)
+    code, out, err = _eval(capsys, "--scheme", "int8-row", "--task", "ppl", "--json")
+    assert code == 3 and out == "" and "bitwise equal" in err
+
+
+def test_sweep_writes_table_and_plots(capsys, tmp_path):
+    out_dir = tmp_path / "sweep"
+    code = cli.main(["sweep", *TINY, "--schemes", "int8-tensor,fp8-row", "--modes", "fake,real",
+                     "--tasks", "ppl,kld", "--out", str(out_dir)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * (1 + 2 * 2)
+    for r in rows:
+        if r["mode"] == "real":  # 8-bit codes + scales instead of float32 weights
+            assert r["weight_bytes_after"] < 0.3 * r["weight_bytes_before"]
+    assert {(r["scheme"], r["mode"]) for r in rows} == {("none", "none")} | {
+        (s, m) for s in ("int8-tensor", "fp8-row") for m in ("fake", "real")}
+    table = (out_dir / "table.md").read_text()
+    assert table.count("| int8-tensor |") == 2 and "ppl_change_pct" in table
+    csv_lines = (out_dir / "table.csv").read_text().splitlines()
+    assert len(csv_lines) == 1 + 5 and csv_lines[0].startswith("scheme,mode,ppl")
+    for png in ("ppl.png", "kld.png"):
+        assert (out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| none | none |" in out
+    cli.main(["sweep", *TINY, "--schemes", "int8-row", "--modes", "fake", "--tasks", "ppl",
+              "--out", str(out_dir), "--no-plots"])
+    assert len((out_dir / "results.jsonl").read_text().splitlines()) == 10 + 2  # appended, not overwritten
