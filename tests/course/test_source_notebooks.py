@@ -17,9 +17,10 @@ SOURCES = source_notebooks()
 
 
 def _namespace(stem: str) -> dict:
+    """The notebook's graded numpy fill-ins (solution cells named after an exercise), executed."""
     ns = {"np": np}
-    for source in solution_cells(SOURCES[stem]).values():
-        if not source.lstrip().startswith("### BEGIN SOLUTION"):  # code fill-ins, not written answers
+    for gid, source in solution_cells(SOURCES[stem]).items():
+        if gid in EXERCISES:
             exec(compile(strip_delimiters(source), f"<{stem}>", "exec"), ns)
     return ns
 
@@ -59,7 +60,7 @@ def test_test_cells_are_consistent():
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader", {})
             assert not cell.get("outputs") and not cell.get("execution_count"), f"{stem}: committed output"
-            if meta.get("grade") and cell.cell_type == "code":
+            if meta.get("grade") and cell.cell_type == "code" and "### BEGIN HIDDEN TESTS" in cell.source:
                 hidden = re.findall(r"points=(\d+(?:\.\d+)?)", cell.source.split("### BEGIN HIDDEN TESTS")[1])
                 assert hidden == [str(meta["points"])], f"{stem}/{meta['grade_id']}: points= {hidden} vs {meta['points']}"
                 assert "### END HIDDEN TESTS" in cell.source and meta["locked"]
