@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quantize the lm_head too (default: yes; it is a fifth of SmolLM2's decode bytes)")
     parser.add_argument("--runner", choices=("lean", "hf"), default="lean",
                         help="lean: labkit's minimal decoder loop (default); hf: the transformers forward")
+    parser.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                        help="CPU: torch.compile'd fused dequant-GEMV kernels (labkit.nn.fused; default yes; "
+                             "the first call of each shape compiles)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--seed", type=int, default=0)
@@ -75,6 +78,10 @@ def _run_model(args: argparse.Namespace, device: str) -> list[dict]:
     from .throughput import Environment, matmul_weight_bytes, model_bytes, random_prompt, time_pair
 
     schemes = resolve_schemes(args.scheme or "int8-row")
+    if device == "cpu" and args.fused:
+        from labkit.nn import fused
+
+        fused.enable()
     phases = list(PHASES) if args.phase == "both" else [args.phase]
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
     _say(f"loading {args.model} ({dtype}, {device}) ...")
@@ -94,6 +101,7 @@ def _run_model(args: argparse.Namespace, device: str) -> list[dict]:
             row = {
                 "model": args.model, "scheme": name, "mode": args.mode, **t.as_dict(),
                 "device": device, "dtype": str(dtype).replace("torch.", ""), "runner": args.runner,
+                "kernels": "fused" if device == "cpu" and args.fused else "eager",
                 "include_lm_head": args.include_lm_head, "repeats": args.repeats, "warmup": args.warmup,
                 "weight_bytes": model_bytes(quantized), "baseline_weight_bytes": base_bytes,
                 "matmul_weight_bytes": matmul_weight_bytes(quantized), "baseline_matmul_weight_bytes": base_mm,
