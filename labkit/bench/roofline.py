@@ -18,6 +18,11 @@ Its time is at least ``max(FLOPs / peak_flops, bytes / bandwidth)`` (the rooflin
   EPYC, AVX-512 with VNNI) has no int8/fp8 *matrix* units (no AMX); VNNI int8 dot products would
   need 8-bit activations too (W8A8), and torch's CPU ``_int_mm`` does not reach fp32 GEMM speed. So
   the best a weight-only scheme can do in prefill is ≈1.0x (dequantize a tile, then the fp32 GEMM).
+  One measured exception, and why it is not an 8-bit win: INT8 per-row/per-tensor prefill runs
+  ``_weight_int8pack_mm``, which rounds the activations to bf16 and uses the CPU's AVX512-BF16
+  dot-product instructions — twice the multiply-adds per instruction of fp32 FMAs. It beats the
+  fp32 baseline (~1.4x measured) for the same reason a bf16 baseline would; against a bf16 GEMM
+  it has nothing left to win.
 
 Worked numbers (``model_matmul_params`` below; run ``labkit bench --roofline`` to print them):
 
