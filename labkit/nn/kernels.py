@@ -152,22 +152,37 @@ def int8_grouped_cpu(x, qweight, scale, fmt, granularity):
     return y
 
 
+def _e4m3_unbiased(bits: torch.Tensor) -> torch.Tensor:
+    """e4m3 code values times 2^-120 (the float32 bit trick without its last multiply)."""
+    t = bits.view(torch.int8).to(torch.int32)
+    return t.bitwise_left_shift_(20).bitwise_and_(_E4M3_MASK).view(torch.float32)
+
+
 def fp8_decode_cpu(x, qweight, scale, fmt, granularity):
-    """Convert the codes (not the scales) and multiply; scales are applied to the small output."""
+    """Convert the codes (not the scales) and multiply; scales are applied to the small output.
+
+    For e4m3 the 2^120 of the bit trick is folded into the scales too (one pass less over the
+    weight), unless scale · 2^120 would overflow float32 (|w| > ~1e5).
+    """
     x32 = x.to(torch.float32)
     s = scale.to(torch.float32)
+    if fmt.name == "fp8_e4m3" and s.abs().max() < 2.0**7:
+        values, s = _e4m3_unbiased, s * _E4M3_REBIAS
+    else:
+        def values(bits):
+            return code_values(bits, fmt)
     if not isinstance(granularity, PerGroup):
-        return F.linear(x32, code_values(qweight, fmt)) * s
+        return F.linear(x32, values(qweight)) * s
     n, g, k = s.shape[0], granularity.group_size, x.shape[1]
     full, tail = split_groups(qweight, n, k, g)
     y = 0
     if full is not None:
         g_full = full.shape[0]
         xg = x32[:, : g_full * g].reshape(-1, g_full, g).transpose(0, 1)  # (G, M, g)
-        partial = torch.bmm(xg, code_values(full, fmt).transpose(1, 2))  # (G, M, N) code sums per group
+        partial = torch.bmm(xg, values(full).transpose(1, 2))  # (G, M, N) code sums per group
         y = (partial * s[:, :g_full].t().unsqueeze(1)).sum(0)
     if tail is not None:
-        y = y + F.linear(x32[:, k - tail.shape[1]:], code_values(tail, fmt)) * s[:, -1]
+        y = y + F.linear(x32[:, k - tail.shape[1]:], values(tail)) * s[:, -1]
     return y
 
 
