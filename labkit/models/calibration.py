@@ -94,9 +94,13 @@ def calibrate(model: nn.Module, batches: torch.Tensor, names: list[str] | None =
 
     handles = [m.register_forward_pre_hook(observe(n)) for n, m in targets.items()]
     device = next(model.parameters()).device
+    # Only decoder linears wanted → skip the lm_head (a vocab-sized matmul, ~20% of SmolLM2's forward).
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    inside = decoder is not None and {id(m) for m in targets.values()} <= {id(d) for d in decoder.modules()}
+    runner = decoder if inside else model
     try:
         for row in batches:
-            model(row[None].to(device))
+            runner(input_ids=row[None].to(device))
     finally:
         for h in handles:
             h.remove()

@@ -160,8 +160,9 @@ def torchao_smoothquant_int8(model: nn.Module, calibration: torch.Tensor, alpha:
 
     quantize_(new, config("prepare"), filter_fn=keep)
     device = next(new.parameters()).device
+    runner = new.get_decoder() if hasattr(new, "get_decoder") else new  # the lm_head is not observed
     for row in calibration:
-        new(row[None].to(device))
+        runner(input_ids=row[None].to(device))
     observed = set(linear_names(new))
     quantize_(new, config("convert"), filter_fn=lambda m, fqn: fqn in observed)
     change = _guard("torchao", model, new, calibration)
