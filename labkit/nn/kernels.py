@@ -23,7 +23,8 @@ scheme         CPU decode                                CPU prefill / fallback
 =============  ========================================  =====================================
 int8 row/tens  ``aten._weight_int8pack_mm`` (bf16 x)    same kernel (it beats the fp32 GEMM)
 int8 group     ``_weight_int8pack_mm`` per K-group       dequantize → float GEMM
-fp8 any        codes → float via bit arithmetic → GEMV   dequantize → float GEMM
+fp8 row/tens   codes → float via bit arithmetic → GEMV   same (scale applied to the output)
+fp8 group      same, one batched GEMV over the groups    dequantize → float GEMM
 =============  ========================================  =====================================
 
 ``_weight_int8pack_mm(x, q: (N, K) int8, s: (N,))`` is the CPU int8 weight-only kernel
@@ -101,20 +102,24 @@ def dequantize_weight(qweight: torch.Tensor, scale: torch.Tensor, fmt: Format, g
     """``Ŵ = q · s`` as an ``(N, K)`` tensor of ``dtype``.
 
     Layouts: ``qweight (N, K)`` with ``scale ()`` or ``(N,)``; per group a group-major flat
-    ``qweight (N·K,)`` (``pack_group_major``) with ``scale (N, G)``.
+    ``qweight (N·K,)`` (``pack_group_major``) with ``scale (N, G)``. int8 codes are multiplied
+    by the float32 scales in one pass (``torch.mul`` promotes int8 · float32 → float32) straight
+    into the output, so a prefill pays one read of the codes and one write of the weight.
     """
     s = scale.to(torch.float32)
+    codes = code_values if fmt.is_float else (lambda q, fmt: q)
     if not isinstance(granularity, PerGroup):
-        return code_values(qweight, fmt).mul_(s.reshape(-1, 1) if s.ndim else s).to(dtype)
+        return torch.mul(codes(qweight, fmt), s.reshape(-1, 1) if s.ndim else s).to(dtype)
     n, g = s.shape[0], granularity.group_size
     full, tail = split_groups(qweight, n, in_features, g)
-    parts = []
-    if full is not None:  # (G, N, g) · (G, N, 1) → (N, G·g)
-        wf = code_values(full, fmt).mul_(s[:, : full.shape[0]].t().unsqueeze(-1))
-        parts.append(wf.permute(1, 0, 2).reshape(n, -1))
+    w = torch.empty(n, in_features, dtype=torch.float32, device=qweight.device)
+    if full is not None:  # (N, G, g) view of w ← (G, N, g) codes permuted · (N, G, 1) scales
+        g_full = full.shape[0]
+        torch.mul(codes(full, fmt).permute(1, 0, 2), s[:, :g_full].unsqueeze(-1),
+                  out=w[:, : g_full * g].view(n, g_full, g))
     if tail is not None:
-        parts.append(code_values(tail, fmt).mul_(s[:, -1:]))
-    return (torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]).to(dtype)
+        torch.mul(codes(tail, fmt), s[:, -1:], out=w[:, in_features - tail.shape[1]:])
+    return w.to(dtype)
 
 
 @lru_cache(maxsize=64)
@@ -235,7 +240,7 @@ KERNELS = {
     ("cpu", "int", True, False): dequant_mm,
     ("cpu", "float", False, True): fp8_decode_cpu,
     ("cpu", "float", True, True): fp8_decode_cpu,
-    ("cpu", "float", False, False): dequant_mm,
+    ("cpu", "float", False, False): fp8_decode_cpu,  # the scale after the GEMM: one pass less
     ("cpu", "float", True, False): dequant_mm,
     ("cuda", "int", False, False): int8_rowwise_cuda,
     ("cuda", "float", False, False): fp8_rowwise_cuda,
