@@ -24,7 +24,7 @@ def test_release_has_no_solutions_and_no_hidden_tests(course_run):
         text = (course_run["release"] / f"{stem}.ipynb").read_text()
         assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text, stem
         assert "HIDDEN TESTS" not in text, stem
-        assert "seed=" not in text, f"{stem}: a hidden check call leaked into the release"
+        assert "_grader.check(" not in text, f"{stem}: a hidden check call leaked into the release"
         released = nbformat.reads(text, as_version=4)
         for gid, source in solution_cells(src).items():
             body = source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
