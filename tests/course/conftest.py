@@ -30,7 +30,8 @@ from labkit.grading.course import ASSIGNMENT, COURSE, api_for, copy_course
 
 HERE = Path(__file__).parent
 SOURCE = COURSE / "source" / ASSIGNMENT
-CELL_TIMEOUT = 15  # seconds; the course uses 60, a short one keeps the infinite-loop case cheap
+COURSE_TIMEOUT = 60  # seconds per cell, as in nbgrader_config.py
+LOOP_TIMEOUT = 15  # the infinite-loop student's run uses a short one to stay cheap
 
 WRONG = {  # (notebook, grade_id) -> replacement source of that fill-in cell
     ("04_gptq", "quantize_column"): (
@@ -50,7 +51,8 @@ STUDENTS = {
     "untouched": {"notebooks": None, "edits": None},
     "one_wrong": {"notebooks": ["04_gptq"], "edits": {k: v for k, v in WRONG.items() if k[0] == "04_gptq"}},
     "partial": {"notebooks": ["01_absmax"], "edits": {k: v for k, v in WRONG.items() if k[0] == "01_absmax"}},
-    "loop": {"notebooks": ["05_smoothquant"], "edits": {k: v for k, v in WRONG.items() if k[0] == "05_smoothquant"}},
+    "loop": {"notebooks": ["05_smoothquant"], "edits": {k: v for k, v in WRONG.items() if k[0] == "05_smoothquant"},
+             "timeout": LOOP_TIMEOUT},
 }
 
 
@@ -104,7 +106,7 @@ def course_run(tmp_path_factory):
             nbformat.write(make_submission(rel, sources[stem], stem, spec["edits"]), sub / f"{stem}.ipynb")
         outs[student] = base / f"{student}.json"
         procs[student] = subprocess.Popen(
-            [sys.executable, str(HERE / "grade_worker.py"), str(sroot), student, str(outs[student]), str(CELL_TIMEOUT)],
+            [sys.executable, str(HERE / "grade_worker.py"), str(sroot), student, str(outs[student]), str(spec.get("timeout", COURSE_TIMEOUT))],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     results = {}
     for student, proc in procs.items():

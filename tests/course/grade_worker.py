@@ -14,7 +14,8 @@ from labkit.grading.course import ASSIGNMENT, api_for, load_config
 
 def main(root: str, student: str, out: str) -> None:
     config = load_config(root)
-    config.Execute.timeout = int(sys.argv[4]) if len(sys.argv) > 4 else 12
+    if len(sys.argv) > 4:  # a test may shorten the course's cell timeout
+        config.Execute.timeout = int(sys.argv[4])
     api = api_for(root, config)
     t0 = time.time()
     auto = api.autograde(ASSIGNMENT, student, force=True, create=True)
