@@ -10,7 +10,7 @@ from labkit.bench.timing import summarize
 from labkit.cli import main
 
 SMALL = ["--model", "tiny-qwen3", "--repeats", "2", "--warmup", "0", "--gen-len", "3", "--prompt-len", "8",
-         "--threads", "1", "--json"]
+         "--threads", "1", "--no-fused", "--json"]  # fused kernels compile: tested in tests/nn/test_fused.py
 REQUIRED = {"tokens_per_s", "baseline_tokens_per_s", "speedup", "phase", "scheme", "device", "weight_bytes",
             "baseline_weight_bytes", "matmul_weight_bytes", "torch_threads", "repeats", "seconds", "baseline_seconds"}
 
@@ -27,6 +27,7 @@ def test_single_measurement_prints_one_flat_json_object(capsys):
     # int8 codes + fp32 scales of all linears, lm_head included: about a quarter of fp32
     assert out["matmul_weight_bytes"] < 0.3 * out["baseline_matmul_weight_bytes"]
     assert out["target"] == 1.9 and isinstance(out["target_met"], bool)
+    assert out["kernels"] == "eager"
 
 
 def test_several_measurements_print_a_results_list(capsys):
