@@ -41,6 +41,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subjects", default=None, help="comma-separated MMLU subjects (default: all)")
     parser.add_argument("--per-subject", type=int, default=None, help="at most this many test questions per subject")
     parser.add_argument("--shots", type=int, default=5, help="MMLU few-shot examples (default 5)")
+    parser.add_argument("--mmlu-scoring", default="letter", choices=["letter", "cloze"],
+                        help="letter: argmax over ' A'..' D' (the MMLU protocol); cloze: the answer text with the "
+                             "highest log-likelihood (for small models such as the default one, see data/README.md)")
     parser.add_argument("--seq-len", type=int, default=512, help="perplexity window length (default 512)")
     parser.add_argument("--max-tokens", type=int, default=8192, help="use the first N tokens of the text (default 8192)")
     parser.add_argument("--batch-size", type=int, default=1, help="perplexity windows per forward pass")
@@ -54,7 +57,8 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(
         model=args.model, text=args.data_file or args.text, mmlu=args.mmlu, seq_len=args.seq_len,
         max_tokens=args.max_tokens, subjects=args.subjects.split(",") if args.subjects else None,
-        per_subject=args.per_subject, shots=args.shots, batch_size=args.batch_size, dtype=args.dtype,
+        per_subject=args.per_subject, shots=args.shots, mmlu_scoring=args.mmlu_scoring,
+        batch_size=args.batch_size, dtype=args.dtype,
         device=args.device, include_lm_head=args.include_lm_head,
     )
 

@@ -43,6 +43,7 @@ import torch
 from .progress import progress
 
 LETTERS = ("A", "B", "C", "D")
+SCORINGS = ("letter", "cloze")
 
 
 @dataclass(frozen=True)
@@ -137,12 +138,11 @@ def _prefix_cache(model, prefix: Sequence[int]):
 
 
 @torch.inference_mode()
-def _next_token_logits(model, prefix_cache, suffixes: list[Sequence[int]], pad_id: int) -> torch.Tensor:
-    """Next-token logits after ``prefix + suffix`` for each suffix: (b, V) float32.
+def _suffix_hidden(model, prefix_cache, suffixes: list[Sequence[int]], pad_id: int) -> torch.Tensor:
+    """Final hidden states of ``prefix + suffix`` at the suffix positions: (b, max suffix len, H).
 
     The prefix's cache is copied and repeated for the batch (the copy keeps the original clean for
-    the next batch). Suffixes are right-padded; the hidden state at each one's own last token goes
-    through the lm_head.
+    the next batch). Suffixes are right-padded: positions past a suffix's end are garbage, unused.
     """
     import copy
 
@@ -151,14 +151,59 @@ def _next_token_logits(model, prefix_cache, suffixes: list[Sequence[int]], pad_i
     if prefix_cache is not None:
         cache = copy.deepcopy(prefix_cache)
         cache.batch_repeat_interleave(len(suffixes))
-    lengths = torch.tensor([len(s) for s in suffixes])
-    ids = torch.full((len(suffixes), int(lengths.max())), pad_id, dtype=torch.long)
+    ids = torch.full((len(suffixes), max(len(s) for s in suffixes)), pad_id, dtype=torch.long)
     for i, row in enumerate(suffixes):
         ids[i, : len(row)] = torch.tensor(list(row))
-    hidden = model.get_decoder()(input_ids=ids.to(device), past_key_values=cache,
-                                 use_cache=cache is not None).last_hidden_state
-    last = hidden[torch.arange(len(suffixes), device=device), (lengths - 1).to(device)]
-    return model.get_output_embeddings()(last).float().cpu()
+    return model.get_decoder()(input_ids=ids.to(device), past_key_values=cache,
+                               use_cache=cache is not None).last_hidden_state
+
+
+@torch.inference_mode()
+def _letter_choice(model, cache, suffixes, pad_id, letter_ids) -> list[int]:
+    """Index of the largest of the " A".." D" logits after each prompt's last token."""
+    hidden = _suffix_hidden(model, cache, suffixes, pad_id)
+    last = torch.tensor([len(s) - 1 for s in suffixes], device=hidden.device)
+    logits = model.get_output_embeddings()(hidden[torch.arange(len(suffixes), device=hidden.device), last])
+    return logits.float()[:, letter_ids.to(logits.device)].argmax(-1).tolist()
+
+
+@torch.inference_mode()
+def _continuation_logprob(model, cache, suffixes, pad_id, n_cont: list[int]) -> list[float]:
+    """Sum of log p over the last ``n_cont[i]`` tokens of each suffix (the answer text)."""
+    hidden = _suffix_hidden(model, cache, suffixes, pad_id)
+    head = model.get_output_embeddings()
+    scores = []
+    for i, (suffix, n) in enumerate(zip(suffixes, n_cont)):
+        positions = torch.arange(len(suffix) - n - 1, len(suffix) - 1, device=hidden.device)
+        logp = torch.log_softmax(head(hidden[i, positions]).float(), -1)
+        targets = torch.tensor(list(suffix[len(suffix) - n :]), device=logp.device)
+        scores.append(float(logp.gather(-1, targets[:, None]).sum()))
+    return scores
+
+
+def _cloze_example(q: MMLUQuestion, include_answer: bool = True) -> str:
+    text = f"Question: {q.question}\nAnswer:"
+    return text + (f" {q.choices[LETTERS.index(q.answer)]}\n\n" if include_answer else "")
+
+
+def format_cloze_prompt(subject: str, dev: Sequence[MMLUQuestion], question: MMLUQuestion, k: int = 5) -> str:
+    """The cloze variant: no lettered choices; dev examples answered with the answer *text*."""
+    if len(dev) < k:
+        raise ValueError(f"subject {subject!r} has {len(dev)} dev examples, the {k}-shot prompt needs {k}")
+    prompt = f"The following are questions (with answers) about {format_subject(subject)}.\n\n"
+    return prompt + "".join(_cloze_example(d) for d in dev[:k]) + _cloze_example(question, include_answer=False)
+
+
+def _encode(tokenizer, context: str, continuation: str = "") -> tuple[list[int], int]:
+    """ids of context+continuation and how many of them belong to the continuation."""
+    ctx = tokenizer(context).input_ids
+    if not continuation:
+        return ctx, 0
+    full = tokenizer(context + continuation).input_ids
+    if full[: len(ctx)] != ctx:  # a merge across the boundary: score from the first differing token
+        n_same = next(i for i, (a, b) in enumerate(zip(ctx, full)) if a != b)
+        return full, len(full) - n_same
+    return full, len(full) - len(ctx)
 
 
 def mmlu_accuracy(
@@ -168,34 +213,57 @@ def mmlu_accuracy(
     test: Mapping[str, Sequence[MMLUQuestion]],
     k: int = 5,
     batch_size: int = 8,
+    scoring: str = "letter",
 ) -> MMLUResult:
     """k-shot accuracy of ``model`` on every question of ``test`` (subject → questions).
 
-    Per subject, all prompts share the header and the dev examples: the longest common prefix of
-    their token ids is run once and its KV cache reused (5-6x less compute than full prompts; the
-    split is on token ids, so tokenization is exactly that of the full prompt).
+    ``scoring="letter"`` is the MMLU protocol of the module docstring. ``scoring="cloze"`` asks the
+    same questions without listing the choices ("Question: ...\nAnswer:") and predicts the choice
+    whose *text* has the highest total log-probability as the continuation — the formulation used
+    to evaluate small models (below ~1B parameters a model cannot yet map its knowledge to an
+    answer letter, and letter accuracy sits at chance; see data/README.md).
+
+    Per subject, all sequences share the header and the dev examples: the longest common prefix of
+    their token ids runs once and its KV cache is reused (the split is on token ids, so tokenization
+    is exactly that of the full prompt).
     """
-    letter_ids = torch.tensor(answer_token_ids(tokenizer))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown MMLU scoring {scoring!r}; known: {', '.join(SCORINGS)}")
     if not any(test.values()):
         raise ValueError("no MMLU test questions to evaluate")
-    jobs = []  # (subject, prefix ids, [(question, suffix ids)])
+    letter_ids = torch.tensor(answer_token_ids(tokenizer)) if scoring == "letter" else None
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    per_q = 1 if scoring == "letter" else 4
+    jobs = []  # (subject, prefix ids, [(question, [(suffix ids, n continuation tokens)] * per_q)])
     for subject, questions in test.items():
-        prompts = [tokenizer(format_prompt(subject, dev.get(subject, ()), q, k)).input_ids for q in questions]
-        if not prompts:
+        if not questions:
             continue
-        cut = _common_prefix_len(prompts)
-        items = [(q, p[cut:]) for q, p in zip(questions, prompts)]
-        for start in range(0, len(items), batch_size):
-            jobs.append((subject, prompts[0][:cut], items[start : start + batch_size]))
+        encoded = []
+        for q in questions:
+            if scoring == "letter":
+                encoded.append([_encode(tokenizer, format_prompt(subject, dev.get(subject, ()), q, k))])
+            else:
+                ctx = format_cloze_prompt(subject, dev.get(subject, ()), q, k)
+                encoded.append([_encode(tokenizer, ctx, " " + c) for c in q.choices])
+        seqs = [ids[: len(ids) - n] for enc in encoded for ids, n in enc]  # prefixes end before answers
+        cut = _common_prefix_len(seqs)
+        items = [(q, [(ids[cut:], n) for ids, n in enc]) for q, enc in zip(questions, encoded)]
+        step = max(1, batch_size // per_q)
+        for start in range(0, len(items), step):
+            jobs.append((subject, seqs[0][:cut], items[start : start + step]))
     per_subject_hits: dict[str, list[int]] = {}
     predictions: list[str] = []
     cached_subject, cache = None, None
     for subject, prefix, items in progress(jobs, desc="MMLU"):
         if subject != cached_subject:
             cached_subject, cache = subject, _prefix_cache(model, prefix)
-        logits = _next_token_logits(model, cache, [suffix for _, suffix in items], pad_id)
-        for (q, _), c in zip(items, logits[:, letter_ids].argmax(-1).tolist()):
+        suffixes = [s for _, enc in items for s, _ in enc]
+        if scoring == "letter":
+            choices = _letter_choice(model, cache, suffixes, pad_id, letter_ids)
+        else:
+            scores = _continuation_logprob(model, cache, suffixes, pad_id, [n for _, enc in items for _, n in enc])
+            choices = [max(range(4), key=lambda j: scores[4 * i + j]) for i in range(len(items))]
+        for (q, _), c in zip(items, choices):
             predictions.append(LETTERS[c])
             per_subject_hits.setdefault(subject, []).append(int(LETTERS[c] == q.answer))
     per_subject = {s: SubjectScore(sum(v) / len(v), sum(v), len(v)) for s, v in per_subject_hits.items()}

@@ -46,6 +46,7 @@ class EvalConfig:
     subjects: Sequence[str] | None = None
     per_subject: int | None = None
     shots: int = 5
+    mmlu_scoring: str = "letter"   # "letter" (the MMLU protocol) or "cloze" (answer texts; small models)
     batch_size: int = 1
     dtype: str = "float32"
     device: str = "cpu"
@@ -132,8 +133,8 @@ class Evaluator:
             return {"kld": r.kld, "top1": r.top1, "kld_max": r.kld_max, "ppl": r.ppl, "tokens": r.tokens}
         if task == "mmlu":
             d = self.mmlu_data
-            r = mmlu_accuracy(model, self.tokenizer, d.dev, d.test, k=c.shots)
-            return {"accuracy": r.accuracy, "correct": r.correct, "n": r.n,
+            r = mmlu_accuracy(model, self.tokenizer, d.dev, d.test, k=c.shots, scoring=c.mmlu_scoring)
+            return {"accuracy": r.accuracy, "correct": r.correct, "n": r.n, "predictions": "".join(r.predictions),
                     "per_subject": {s: {"accuracy": v.accuracy, "n": v.n} for s, v in r.per_subject.items()}}
         raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
 
@@ -168,7 +169,7 @@ class Evaluator:
         if task in ("ppl", "kld"):
             row.update({"data": c.text, "seq_len": c.seq_len, "max_tokens": c.max_tokens})
         else:
-            row.update({"data": c.mmlu, "shots": c.shots})
+            row.update({"data": c.mmlu, "shots": c.shots, "scoring": c.mmlu_scoring})
         row.update({"dtype": c.dtype, "device": c.device, "seconds": round(seconds, 3)})
         if report is not None:
             row.update({"layers": report.n_layers, "weight_bytes_before": report.bytes_before,

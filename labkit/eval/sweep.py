@@ -169,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     lines = summarize(rows)
     how = (f"model `{config.model}` ({config.dtype}, {config.device}); text `{config.text}`, seq_len "
-           f"{config.seq_len}, first {config.max_tokens} tokens; MMLU `{config.mmlu}` {config.shots}-shot")
+           f"{config.seq_len}, first {config.max_tokens} tokens; MMLU `{config.mmlu}` {config.shots}-shot "
+           f"({config.mmlu_scoring} scoring)")
     md, csv_path = write_tables(lines, out, how)
     written = [md, csv_path]
     if not args.no_plots:

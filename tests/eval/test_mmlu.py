@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from labkit.eval.mmlu import LETTERS, MMLUQuestion, answer_token_ids, format_prompt, mmlu_accuracy
+from labkit.eval.mmlu import (LETTERS, MMLUQuestion, answer_token_ids, format_cloze_prompt, format_prompt,
+                              mmlu_accuracy)
 from labkit.models.tiny import tiny_model, tiny_tokenizer
 
 
@@ -68,3 +69,32 @@ def test_predictions_match_full_forward():
     hits = [p == a for p, a in zip(expected, answers)]
     assert r.n == 12 and r.correct == sum(hits) and r.accuracy == sum(hits) / 12
     assert r.per_subject["sub_one"].correct == sum(hits[:6]) and r.per_subject["sub_two"].n == 6
+
+
+def test_cloze_prompt_and_predictions_match_full_forward():
+    """Cloze: the choice whose text has the highest total log-prob, computed here the slow plain way."""
+    dev = [_q(i, "ABCDA"[i]) for i in range(5)]
+    prompt = format_cloze_prompt("toy_subject", dev, _q(9))
+    assert prompt.startswith("The following are questions (with answers) about toy subject.\n\n"
+                             "Question: Q0?\nAnswer: a0\n\nQuestion: Q1?\nAnswer: b1\n\n")
+    assert prompt.endswith("Question: Q4?\nAnswer: a4\n\nQuestion: Q9?\nAnswer:")
+
+    model, tok = tiny_model("llama", seed=7), tiny_tokenizer()
+    devs = {"toy_subject": dev}
+    test = {"toy_subject": [MMLUQuestion(f"Q{i}?", ("red", "a blue one", "x", "green tea"), LETTERS[i % 4])
+                            for i in range(5)]}
+    expected = []
+    with torch.no_grad():
+        for q in test["toy_subject"]:
+            ctx = tok(format_cloze_prompt("toy_subject", dev, q)).input_ids
+            scores = []
+            for choice in q.choices:
+                full = tok(format_cloze_prompt("toy_subject", dev, q) + " " + choice).input_ids
+                logp = torch.log_softmax(model(input_ids=torch.tensor([full])).logits[0].double(), -1)
+                scores.append(sum(logp[t - 1, full[t]].item() for t in range(len(ctx), len(full))))
+            expected.append(LETTERS[scores.index(max(scores))])
+    for batch_size in (4, 8):
+        r = mmlu_accuracy(model, tok, devs, test, batch_size=batch_size, scoring="cloze")
+        assert list(r.predictions) == expected
+    with pytest.raises(ValueError, match="letter, cloze"):
+        mmlu_accuracy(model, tok, devs, test, scoring="logits")
