@@ -36,6 +36,7 @@ import copy
 import sys
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from traitlets import Integer
@@ -139,3 +140,6 @@ class ResilientExecute(Execute):
                     self.nb.cells[index] = original
         finally:
             self._replaying = False
+
+    # nbconvert's ExecutePreprocessor calls the sync wrapper, bound to nbclient's coroutine: rebind.
+    execute_cell = run_sync(async_execute_cell)

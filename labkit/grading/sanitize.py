@@ -2,23 +2,27 @@
 
 nbgrader's ``OverwriteCells`` restores the *text* of locked cells (a student who edits a test cell
 gets the original back, hidden tests included) and, with ``add_missing_cells``, re-inserts
-deleted test cells. Two things it leaves to chance, each fixed here by ``RestoreCells`` (a drop-in
+deleted test cells. Three things it leaves to chance, each fixed here by ``RestoreCells`` (a drop-in
 subclass):
 
 1. **Order.** A student may drag a test cell above the function it tests, or move the fill-in
    below its check; the test then runs on an undefined name and scores 0 for a right answer.
    ``RestoreCells`` puts every cell that carries a ``grade_id`` back in the order of the source
-   notebook. A cell without an id (a student's own scratch cell) travels with the id'd cell
-   above it, so helper code stays where the student put it relative to its fill-in; split cells
-   (two halves, one id after nbgrader's ``DeduplicateIds``) keep their order.
-2. **Missing neighbours.** nbgrader inserts a deleted test cell *after the previous id'd source
+   notebook. A cell without an id (a student's helper cell, the first half of a split fill-in, a
+   heading) travels with the next id'd cell below it, so helper code stays just above the fill-in
+   that uses it.
+2. **Split cells.** JupyterLab copies a cell's metadata to both halves of a split; nbgrader's
+   ``DeduplicateIds`` then strips the second half's ``grade_id`` but keeps the rest of its
+   ``nbgrader`` block, and ``add_missing_cells`` crashes on it (``KeyError: 'grade_id'``), failing
+   the student's whole assignment. Such a half becomes a plain cell here.
+3. **Missing neighbours.** nbgrader inserts a deleted test cell *after the previous id'd source
    cell* and raises ``KeyError`` if that cell is gone too (a student who deleted a fill-in and its
    test, or submitted an empty notebook): the whole assignment of that student then fails.
    Here a missing cell goes after the nearest earlier id'd cell that is present (or first), so an
    empty notebook simply scores 0.
 
-Worked example: cells ``[setup, test_q, q, md]`` with source order ``[setup, q, test_q]`` become
-``[setup, q, md, test_q]`` (``md`` had followed ``q``) and ``test_q`` runs after ``q`` is defined.
+Worked example: cells ``[setup, test_q, helper, q, md]`` with source order ``[setup, q, test_q]``
+become ``[setup, helper, q, test_q, md]``: ``test_q`` now runs after ``q`` (and its helper) exist.
 """
 
 from __future__ import annotations
@@ -32,22 +36,19 @@ def _gid(cell) -> str | None:
 
 
 def restore_order(cells: list, source_ids: list[str]) -> list:
-    """``cells`` with id'd cells in ``source_ids`` order; unknown-id cells stay with the cell above.
-
-    Cells before the first known id keep their place at the top. Stable: an already ordered
-    notebook comes back unchanged."""
+    """``cells`` with id'd cells in ``source_ids`` order; a cell without a known id travels with
+    the next id'd cell below it (a helper above its fill-in, a heading above its task); cells after
+    the last id'd cell stay at the end. Stable: an already ordered notebook comes back unchanged."""
     rank = {gid: i for i, gid in enumerate(source_ids)}
     groups: list[tuple[float, int, list]] = []
-    current: list = []
-    key = -1.0
+    pending: list = []
     for cell in cells:
+        pending.append(cell)
         gid = _gid(cell)
         if gid in rank:
-            groups.append((key, len(groups), current))
-            current, key = [cell], float(rank[gid])
-        else:
-            current.append(cell)
-    groups.append((key, len(groups), current))
+            groups.append((float(rank[gid]), len(groups), pending))
+            pending = []
+    groups.append((float("inf"), len(groups), pending))
     return [cell for _, _, group in sorted(groups, key=lambda g: (g[0], g[1])) for cell in group]
 
 
@@ -55,6 +56,12 @@ class RestoreCells(OverwriteCells):
     """``OverwriteCells`` + source order of id'd cells + missing cells re-inserted without KeyError."""
 
     def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            # a split cell's second half: DeduplicateIds strips its grade_id but leaves the rest of
+            # the nbgrader block, on which nbgrader's add_missing_task_cells raises KeyError
+            meta = cell.get("metadata", {})
+            if "nbgrader" in meta and "grade_id" not in meta["nbgrader"]:
+                del meta["nbgrader"]
         nb, resources = super().preprocess(nb, resources)  # text of locked cells, missing cells
         from nbgrader.api import Gradebook
 

@@ -58,7 +58,7 @@ def encode_value(value) -> dict:
         if arr.dtype.hasobject:
             return {"kind": "other", "type": "object array"}
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(arr).view(np.ndarray), allow_pickle=False)
+        np.save(buf, np.array(arr, order="C", copy=True).view(np.ndarray), allow_pickle=False)
         kind = "array" if isinstance(value, np.ndarray) else "scalar"
         return {"kind": kind, "npy": base64.b64encode(buf.getvalue()).decode("ascii")}
     return {"kind": "other", "type": type(value).__module__ + "." + type(value).__name__}

@@ -1,0 +1,38 @@
+"""labkit.grading.sandbox: the kernel's memory ceiling (checked on a plain subprocess, no kernel).
+Recovery from a dead kernel is exercised end to end in tests/course/test_hostile.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from labkit.grading.sandbox import limited_command
+
+pytestmark = pytest.mark.skipif(sys.platform.startswith("win"), reason="RLIMIT_AS is POSIX only")
+
+PROBE = "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0])"
+HOG = "import numpy as np\ntry:\n    np.ones(2**28)\n    print('allocated')\nexcept MemoryError:\n    print('MemoryError')"
+
+
+def _run(cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_limit_is_set_before_the_command_runs():
+    out = _run(limited_command([sys.executable, "-c", PROBE], 1536))
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == 1536 * 2**20
+
+
+def test_a_2gib_allocation_fails_under_1_5gib_and_works_without_a_limit():
+    limited = _run(limited_command([sys.executable, "-c", HOG], 1536))
+    assert limited.stdout.strip() == "MemoryError", limited.stderr
+    free = _run(limited_command([sys.executable, "-c", HOG], 0))
+    assert free.stdout.strip() == "allocated", free.stderr
+
+
+def test_zero_means_no_wrapper():
+    cmd = [sys.executable, "-c", "pass"]
+    assert limited_command(cmd, 0) == cmd
