@@ -106,6 +106,11 @@ def _load_plugins() -> None:
             importlib.import_module(module)
 
 
+# Parametrised names (``smoothquant-int8@0.75``): a resolver maps a name it understands to a Scheme
+# and returns None for any other; consulted only for names that are not registered.
+RESOLVERS: list = []
+
+
 def register_scheme(name: str, scheme: Scheme) -> Scheme:
     """Make ``scheme`` available as ``get_scheme(name)``; returns it. Names are lower case."""
     if not isinstance(scheme, Scheme):
@@ -129,6 +134,10 @@ def get_scheme(scheme: str | Scheme) -> Scheme:
         raise TypeError(f"scheme must be a name such as 'int8-row' or a Scheme, got {type(scheme).__name__}")
     key = scheme.lower().strip()
     if key not in SCHEMES:
+        for resolve in RESOLVERS:
+            found = resolve(key)
+            if found is not None:
+                return found
         raise ValueError(f"unknown scheme {scheme!r}; known schemes: {', '.join(scheme_names())}")
     return SCHEMES[key]
 

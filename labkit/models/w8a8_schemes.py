@@ -5,8 +5,8 @@
     smoothquant-int8   SmoothQuant(fmt="int8", alpha=0.5)      calibrate, fold s, then w8a8-int8
     smoothquant-fp8    SmoothQuant(fmt="fp8_e4m3", alpha=0.5)  calibrate, fold s, then w8a8-fp8
 
-``with_alpha(get_scheme("smoothquant-int8"), 0.75)`` is the same scheme at another α (the CLI's
-``--alpha``). How they plug into ``labkit.nn.quantize_model``: a *handler* for ``W8A8`` swaps each
+Another α: the name ``smoothquant-int8@0.75`` (what ``labkit eval/sweep/bench --scheme`` take, and
+the scheme's ``name`` when α ≠ 0.5), or ``with_alpha(get_scheme("smoothquant-int8"), 0.75)``. How they plug into ``labkit.nn.quantize_model``: a *handler* for ``W8A8`` swaps each
 linear for ``labkit.nn.w8a8.W8A8Linear``; a *preparer* for ``SmoothQuant`` runs first on the model
 copy — it tokenizes the calibration text with the model's own tokenizer, records per-channel
 activation maxima (``labkit.models.calibration``) and folds the factors in
@@ -29,7 +29,7 @@ from torch import nn
 
 from ..nn.convert import register_handler, register_preparer
 from ..nn.w8a8 import W8A8Linear, _w8a8_format
-from ..schemes import Scheme, register_scheme
+from ..schemes import RESOLVERS, Scheme, register_scheme
 from .calibration import calibrate, calibration_windows
 from .layer_maps import linear_names
 from .smoothing import fold_smoothing_
@@ -71,7 +71,8 @@ class SmoothQuant(W8A8):
 
     @property
     def name(self) -> str:
-        return f"smoothquant-{'fp8' if self.fmt == 'fp8_e4m3' else self.fmt}"
+        base = f"smoothquant-{'fp8' if self.fmt == 'fp8_e4m3' else self.fmt}"
+        return base if self.alpha == 0.5 else f"{base}@{self.alpha:g}"
 
 
 def with_alpha(scheme: Scheme, alpha: float | None) -> Scheme:
@@ -83,6 +84,21 @@ def with_alpha(scheme: Scheme, alpha: float | None) -> Scheme:
         raise ValueError(f"--alpha applies to SmoothQuant schemes (smoothquant-int8, smoothquant-fp8), "
                          f"not to {scheme.name}")
     return dataclasses.replace(scheme, alpha=float(alpha))
+
+
+def _resolve(name: str) -> Scheme | None:
+    """``smoothquant-int8@0.75`` → ``SmoothQuant("int8", alpha=0.75)``; None for other names."""
+    base, sep, alpha = name.partition("@")
+    if not sep or base not in ("smoothquant-int8", "smoothquant-fp8"):
+        return None
+    try:
+        value = float(alpha)
+    except ValueError:
+        raise ValueError(f"{name!r}: the part after '@' must be α, a number in [0, 1] (e.g. {base}@0.75)") from None
+    return SmoothQuant(fmt=base.split("-")[1], alpha=value)
+
+
+RESOLVERS.append(_resolve)
 
 
 @register_handler(W8A8)

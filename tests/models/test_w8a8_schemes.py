@@ -22,7 +22,7 @@ def test_names_are_registered_and_round_trip():
 
 def test_with_alpha_and_validation():
     s = with_alpha(get_scheme("smoothquant-int8"), 0.75)
-    assert s.alpha == 0.75 and s.name == "smoothquant-int8"
+    assert s.alpha == 0.75 and s.name == "smoothquant-int8@0.75"
     assert with_alpha(get_scheme("w8a8-int8"), None) == W8A8("int8")
     with pytest.raises(ValueError, match="applies to SmoothQuant"):
         with_alpha(get_scheme("w8a8-int8"), 0.5)
@@ -66,3 +66,16 @@ def test_smoothquant_differs_from_plain_w8a8_and_alpha_matters():
         sq9 = quantize_model(model, with_alpha(get_scheme("smoothquant-int8"), 0.9)).model(x).logits
     assert not torch.equal(plain, sq), "smoothing changed nothing: was the preparer run?"
     assert not torch.equal(sq, sq9), "α did not change the result"
+
+
+def test_alpha_in_the_name():
+    s = get_scheme("smoothquant-int8@0.75")
+    assert s == SmoothQuant("int8", alpha=0.75) and s.name == "smoothquant-int8@0.75"
+    assert get_scheme(s.name) == s and get_scheme("smoothquant-fp8@0.5").name == "smoothquant-fp8"
+    assert with_alpha(get_scheme("smoothquant-fp8"), 0.25).name == "smoothquant-fp8@0.25"
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        get_scheme("smoothquant-int8@2")
+    with pytest.raises(ValueError, match="after '@'"):
+        get_scheme("smoothquant-int8@high")
+    with pytest.raises(ValueError, match="known schemes"):
+        get_scheme("w8a8-int8@0.5")
