@@ -66,11 +66,26 @@ def int8_matmul(qx: torch.Tensor, qw: torch.Tensor) -> torch.Tensor:
     return qx.double() @ qw.double().t()
 
 
+def _pad16(t: torch.Tensor) -> torch.Tensor:
+    """Zero-pad both dims of a 2-D tensor to multiples of 16 (what the FP8 tensor-core GEMM accepts)."""
+    rows, cols = -t.shape[0] % 16, -t.shape[1] % 16
+    if not (rows or cols):
+        return t
+    out = torch.zeros(t.shape[0] + rows, t.shape[1] + cols, dtype=t.dtype, device=t.device)
+    out[: t.shape[0], : t.shape[1]] = t
+    return out
+
+
 def fp8_matmul(qx, sx, qw, sw) -> torch.Tensor:
     """``(sx[:, None] · qx) @ (sw[:, None] · qw)ᵀ`` for e4m3 codes ``qx: (m, k)``, ``qw: (n, k)``,
     scales ``sx: (m,)``, ``sw: (n,)`` → float32 ``(m, n)``."""
     if fp8_matmul_on_gpu(qx.device):
-        return torch._scaled_mm(qx, qw.t(), scale_a=sx[:, None], scale_b=sw[None, :], out_dtype=torch.float32)
+        # Unit tensor-wise scales keep a float32 output (row-wise scales force bf16 out); the
+        # per-token and per-row scales are applied to the float32 sums afterwards.
+        m, n = qx.shape[0], qw.shape[0]
+        one = torch.ones((), device=qx.device)
+        acc = torch._scaled_mm(_pad16(qx), _pad16(qw).t(), scale_a=one, scale_b=one, out_dtype=torch.float32)
+        return acc[:m, :n] * sx[:, None] * sw[None, :]
     return (qx.float() @ qw.float().t()) * sx[:, None] * sw[None, :]
 
 

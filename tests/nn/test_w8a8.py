@@ -87,3 +87,17 @@ def test_buffers_repr_dtype_and_purity():
     assert W8A8Linear.from_float(lin, "int8").qweight.dtype == torch.int8
     with pytest.raises(ValueError, match="W8A8 supports"):
         W8A8Linear.from_float(lin, "int4")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fmt", ["int8", "fp8_e4m3"])
+def test_cuda_kernels_match_the_cpu_emulation(fmt):
+    """torch._int_mm / torch._scaled_mm on the GPU give the CPU emulation's result (same codes, same scales)."""
+    if fmt == "fp8_e4m3" and torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("FP8 tensor cores need SM ≥ 8.9")
+    gen = torch.Generator().manual_seed(0)
+    lin = torch.nn.Linear(200, 72)
+    x = torch.randn(40, 200, generator=gen)
+    cpu = W8A8Linear.from_float(lin, fmt)
+    gpu = W8A8Linear.from_float(lin.cuda(), fmt)
+    torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-4, atol=1e-4)
