@@ -18,9 +18,15 @@ nest: each weight byte is loaded once, decoded in a register and multiplied — 
 3.2 ms, fused INT8 group64 6.0 ms, fused FP8 e4m3 per-row 5.3 ms. The fused kernels also keep the
 activations in float32 (``_weight_int8pack_mm`` rounds them to bf16).
 
-For prefill (> ``DECODE_MAX_TOKENS`` rows) the matmul is compute bound and oneDNN's GEMM is the
-fastest thing available, so the fused kernel there is only the *dequantization* (one pass: codes
-in, float32 weight out), followed by ``F.linear``.
+For prefill (> ``DECODE_MAX_TOKENS`` rows) the matmul is compute bound, so the fused kernel there
+is only the *dequantization* (one pass: codes in, scaled weight out), followed by oneDNN's GEMM. The
+GEMM runs in **bfloat16** (activations and the dequantized weight rounded to bf16, relative error
+≤ 2^-9 each, accumulation in float32) — the same arithmetic as ``_weight_int8pack_mm``, which the
+eager INT8 per-row path uses in both phases. Measured on SmolLM2 prefill (128 tokens, 1 thread, a
+loaded machine), dequantize-to-fp32 + fp32 GEMM reached only 0.81–0.90x of the fp32 baseline (the
+dequantized copy is written and read again, and the GEMM gains nothing from 8 bits); with bf16 the
+AVX512-BF16 dot products double the multiply-adds per instruction. Read such a prefill "speedup"
+for what it is: bf16 arithmetic against an fp32 baseline, not an 8-bit win (``labkit.bench.roofline``).
 
 Cost: ``torch.compile`` specializes on shapes (``dynamic=False``), so the first call of every
 (shape, tokens) pair compiles — about a minute for the first on a loaded 2-core machine, a few
@@ -76,18 +82,19 @@ def _gemv_groups(x: torch.Tensor, full: torch.Tensor, tail: torch.Tensor | None,
 
 
 def _dequant_rows(q: torch.Tensor, scale: torch.Tensor, fp8_name: str | None) -> torch.Tensor:
+    """Row/tensor codes (N, K) → the bf16 weight (one pass)."""
     s = scale.reshape(-1, 1) if scale.ndim else scale
-    return _decode(q, fp8_name) * s
+    return (_decode(q, fp8_name) * s).to(torch.bfloat16)
 
 
 def _dequant_groups(full: torch.Tensor, tail: torch.Tensor | None, scale: torch.Tensor,
                     fp8_name: str | None) -> torch.Tensor:
-    """Group-major codes → the (N, K) float32 weight."""
+    """Group-major codes → the (N, K) bf16 weight (one pass)."""
     g_full, n, g = full.shape
     w = (_decode(full, fp8_name) * scale[:, :g_full].t().unsqueeze(-1)).permute(1, 0, 2).reshape(n, g_full * g)
-    if tail is None:
-        return w
-    return torch.cat([w, _decode(tail, fp8_name) * scale[:, -1:]], dim=1)
+    if tail is not None:
+        w = torch.cat([w, _decode(tail, fp8_name) * scale[:, -1:]], dim=1)
+    return w.to(torch.bfloat16)
 
 
 _compiled: dict[str, object] = {}
@@ -122,7 +129,7 @@ def fused_decode(x, qweight, scale, fmt: Format, granularity):
 
 
 def fused_dequant_mm(x, qweight, scale, fmt: Format, granularity):
-    """Prefill-phase kernel: one fused pass codes → float32 weight, then oneDNN's GEMM."""
+    """Prefill-phase kernel: one fused pass codes → bf16 weight, then oneDNN's bf16 GEMM → float32."""
     s = scale.to(torch.float32)
     if isinstance(granularity, PerGroup):
         full, tail = K.split_groups(qweight, s.shape[0], x.shape[1], granularity.group_size)
@@ -132,7 +139,7 @@ def fused_dequant_mm(x, qweight, scale, fmt: Format, granularity):
             w = _compile("dequant_groups", _dequant_groups)(full, tail, s, _fp8_name(fmt))
     else:
         w = _compile("dequant_rows", _dequant_rows)(qweight, s, _fp8_name(fmt))
-    return F.linear(x, w.to(x.dtype))
+    return F.linear(x.to(torch.bfloat16), w).to(torch.float32)
 
 
 # (device, kind, grouped?, decode?) entries this module replaces when enabled

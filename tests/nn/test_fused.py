@@ -2,7 +2,7 @@
 
 Each distinct shape compiles once (seconds), so the cases are few and chosen to cover every branch:
 int8 per-group with a short last group, e4m3 per row, e5m2 per tensor, a K smaller than the group,
-each in decode (fused GEMV) and prefill (fused dequantize, then GEMM) shapes.
+each in decode (fused GEMV, float32) and prefill (fused dequantize, then a bf16 GEMM) shapes.
 """
 
 import pytest
@@ -35,7 +35,9 @@ def test_fused_kernels_match_float64_reference(fmt, granularity, k, m):
         y = layer(x)
     assert kernel in (fused.fused_decode, fused.fused_dequant_mm) or kernel is K.int8_rowwise_cpu
     rel = ((y.double() - ref).norm() / ref.norm()).item()
-    assert rel < 1e-6, f"{fmt} {granularity} M={m}: relative error {rel:.2e} vs the float64 product (expected fp32 rounding only)"
+    # decode: fp32 all the way; prefill: bf16 activations and weight (2^-9 each), fp32 accumulation
+    tol = 1e-6 if m <= K.DECODE_MAX_TOKENS else 1e-2
+    assert rel < tol, f"{fmt} {granularity} M={m}: relative error {rel:.2e} vs the float64 product (allowed {tol:g})"
 
 
 def test_enable_disable_restores_the_eager_table():
