@@ -2,9 +2,9 @@
 
     result = quantize_model(model, "int8-row", mode="real")
     result.model    # a NEW model (deep copy); ``model`` itself is untouched
-    print(result.report)
+    print(result.report)   # SmolLM2-135M, float32 (measured):
     # int8-row (real): 210 layers replaced (model.layers.0.self_attn.q_proj, ...)
-    #   weight bytes 391.5 MB -> 98.5 MB (3.97x smaller), worst relative error 0.0062 (...)
+    #   weight bytes 405.0 MiB -> 101.8 MiB (3.98x smaller), worst relative error 0.01162 (...)
 
 Which layers: every ``nn.Linear`` of the model — in Llama, Qwen2 and Qwen3 that is q/k/v/o of the
 attention and gate/up/down of the MLP — except the output projection (``lm_head``) unless
