@@ -69,8 +69,8 @@ def test_kernel_choice_per_phase():
     assert K.pick_kernel(cpu, INT8, PerRow(), 1) is K.int8_rowwise_cpu
     assert K.pick_kernel(cpu, INT8, PerGroup(128), 1) is K.int8_grouped_cpu
     assert K.pick_kernel(cpu, INT8, PerGroup(128), 512) is K.dequant_mm
-    assert K.pick_kernel(cpu, E4M3, PerRow(), 1) is K.fp8_decode_cpu
-    assert K.pick_kernel(cpu, E4M3, PerRow(), 512) is K.fp8_decode_cpu
+    assert K.pick_kernel(cpu, E4M3, PerRow(), 1) is K.converted_decode_cpu
+    assert K.pick_kernel(cpu, E4M3, PerRow(), 512) is K.converted_decode_cpu
     assert K.pick_kernel(cpu, E4M3, PerGroup(64), 512) is K.dequant_mm
 
 
@@ -101,3 +101,22 @@ def test_cuda_fp8_scaled_mm(m):
     x, q, s, ref = _cuda_case(E4M3, m=m)
     y = K.weight_only_mm(x, q, s, E4M3, PerRow()).double()
     assert ((y - ref).norm() / ref.norm()).item() < 6e-2
+
+
+@pytest.mark.parametrize("fmt, granularity", [(E4M3, PerRow()), (E4M3, PerGroup(64)), (INT8, PerGroup(64))])
+def test_chunked_conversion_matches_unchunked(monkeypatch, fmt, granularity):
+    """Force many small chunks (and the converted path for int8 groups): same result."""
+    from labkit.quant import choose_qparams, dequantize, quantize
+
+    torch.manual_seed(2)
+    w = torch.randn(50, 200)
+    qp = choose_qparams(w, fmt, granularity)
+    codes = quantize(w, qp)
+    stored = codes.view(torch.uint8) if fmt.is_float else codes
+    if isinstance(granularity, PerGroup):
+        stored = K.pack_group_major(stored, granularity.group_size)
+    x = torch.randn(2, 200)
+    ref = x.double() @ dequantize(codes, qp).double().t()
+    monkeypatch.setattr(K, "CHUNK_ELEMENTS", 7 * 200)  # 7 rows per chunk: 8 chunks, the last one short
+    got = K.converted_decode_cpu(x, stored, qp.scale, fmt, granularity).double()
+    assert ((got - ref).norm() / ref.norm()).item() < 1e-6
