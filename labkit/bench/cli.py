@@ -171,9 +171,16 @@ def run(args: argparse.Namespace) -> int:
 
             schemes = resolve_schemes(args.scheme or "all")
             peaks = machine_peaks()
-            rows = as_dicts(bench_kernels(schemes, repeats=args.repeats))
+            if device == "cpu" and args.fused:
+                from labkit.nn import fused
+
+                with fused.enabled():
+                    rows = as_dicts(bench_kernels(schemes, repeats=args.repeats))
+            else:
+                rows = as_dicts(bench_kernels(schemes, repeats=args.repeats))
             if args.json:
-                print(json.dumps({"machine": peaks, "torch_threads": torch.get_num_threads(), "kernels": rows}))
+                print(json.dumps({"machine": peaks, "torch_threads": torch.get_num_threads(),
+                                  "fused": device == "cpu" and args.fused, "kernels": rows}))
             else:
                 print(f"machine: {peaks['stream_gb_s']:.1f} GB/s read, {peaks['fp32_gflops']:.0f} GFLOP/s fp32 GEMM")
                 for r in rows:

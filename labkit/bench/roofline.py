@@ -28,9 +28,9 @@ Worked numbers (``model_matmul_params`` below; run ``labkit bench --roofline`` t
 
 * SmolLM2-135M (the default model): 30 layers × 3.54 M linear weights + the tied 49152×576 lm_head
   (28.3 M) = **134.5 M** matmul weights. Decode reads 538 MB per token in fp32, 134.5 MB in int8 —
-  up to 4× faster when memory bound. Prefill of 128 tokens is 34.4 GFLOP. On this machine
-  (``labkit bench --kernels`` measures ~10–20 GB/s and ~100–200 GFLOP/s on 2 cores when idle)
-  that is ~30 ms of weight reading vs ~200 ms of FMAs per prompt: compute bound, no room for 8 bits.
+  up to 4× faster when memory bound. Prefill of 128 tokens is 34.4 GFLOP against the same 538 MB:
+  intensity 64 FLOP/byte, far above this CPU's ridge (``labkit bench --kernels`` prints the
+  measured read bandwidth and fp32 GEMM rate of the machine it runs on; their ratio is the ridge).
 * Qwen3-1.7B: 28 layers × 50.3 M + the tied 151936×2048 lm_head (311 M) = **1.72 G** matmul
   weights. On an RTX 4090 (~1.0 TB/s; dense tensor-core peaks 165 bf16, 330 fp8, 660 int8
   TFLOPS) decode at batch 1 reads 3.44 GB (bf16) → ≥ 3.4 ms/token (≤ 293 tok/s); with 8-bit
