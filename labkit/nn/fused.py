@@ -14,8 +14,9 @@ with ``decode`` = int8 → float, or the e4m3 bit trick (``kernels.fp8_code_valu
 into a float32's exponent/mantissa, times 2^120), Inductor's C++ backend emits one vectorized loop
 nest: each weight byte is loaded once, decoded in a register and multiplied — the
 "dequantization fused into the GEMV" that the course asks about. Measured on this CPU (1 thread, the
-49152×576 lm_head, M = 1): fp32 GEMV 21 ms, ``_weight_int8pack_mm`` 5.8 ms, fused INT8 per-row
-3.2 ms, fused INT8 group64 6.0 ms, fused FP8 e4m3 per-row 5.3 ms. The fused kernels also keep the
+49152×576 lm_head, M = 1, best of 5 on a loaded machine): fp32 GEMV 21 ms, ``_weight_int8pack_mm``
+5.8 ms, fused INT8 per-row 3.2 ms, fused INT8 group64 6.0 ms; in a second run fp32 28 ms and fused
+FP8 e4m3 per-row 5.3 ms. The fused kernels also keep the
 activations in float32 (``_weight_int8pack_mm`` rounds them to bf16).
 
 For prefill (> ``DECODE_MAX_TOKENS`` rows) the matmul is compute bound, so the fused kernel there
