@@ -70,7 +70,7 @@ def test_kernel_choice_per_phase():
     assert K.pick_kernel(cpu, INT8, PerGroup(128), 1) is K.int8_grouped_cpu
     assert K.pick_kernel(cpu, INT8, PerGroup(128), 512) is K.dequant_mm
     assert K.pick_kernel(cpu, E4M3, PerRow(), 1) is K.converted_decode_cpu
-    assert K.pick_kernel(cpu, E4M3, PerRow(), 512) is K.converted_decode_cpu
+    assert K.pick_kernel(cpu, E4M3, PerRow(), 512) is K.dequant_mm
     assert K.pick_kernel(cpu, E4M3, PerGroup(64), 512) is K.dequant_mm
 
 
