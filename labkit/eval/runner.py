@@ -16,6 +16,7 @@ baseline's is refused the same way. ``quantize_model`` itself also refuses to ch
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -134,6 +135,10 @@ class Evaluator:
         if task == "mmlu":
             d = self.mmlu_data
             r = mmlu_accuracy(model, self.tokenizer, d.dev, d.test, k=c.shots, scoring=c.mmlu_scoring)
+            if c.mmlu_scoring == "letter" and c.model == "default" and model is self.model:
+                print("[labkit] note: with letter scoring the 135M default model answers at chance (~25%, "
+                      "see data/README.md); --mmlu-scoring cloze shows what it knows (~81% on the lab set)",
+                      file=sys.stderr)
             return {"accuracy": r.accuracy, "correct": r.correct, "n": r.n, "predictions": "".join(r.predictions),
                     "per_subject": {s: {"accuracy": v.accuracy, "n": v.n} for s, v in r.per_subject.items()}}
         raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
