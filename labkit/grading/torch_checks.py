@@ -1,4 +1,4 @@
-"""Checks for the torch fill-ins of notebook 08 (SmoothQuant on a real model).
+"""Checks for the torch fill-ins of notebooks 08 (SmoothQuant on a real model) and 06 (weight-only).
 
 The numpy exercises of notebooks 01–05 go through ``labkit.grading.check`` and its ``EXERCISES``
 table; notebook 08 asks for two small *torch* functions, graded here against labkit's model
@@ -8,6 +8,15 @@ helpers in ``labkit.quant.smoothquant``:
   ``x: (..., dim)`` → ``(dim,)`` float32 (reference ``channel_absmax``);
 * ``smoothing_factors(act_absmax, weight_absmax, alpha)`` — ``s = act^α / w^(1−α)``, 1.0 where
   either maximum is 0 (reference ``smooth_factors``).
+
+Notebook 06 adds one more, graded twice (once per format, so a wrong FP8 cast costs only the FP8
+points): ``fake_quant_per_group(w, group_size, fmt)`` — quantize-dequantize ``w: (out, K)`` with one
+absmax scale per group of ``group_size`` along K (the last group shorter when it does not divide K,
+an all-zero group kept at 0), returned in ``w``'s dtype; exercises ``fake_quant_per_group_int8`` and
+``fake_quant_per_group_fp8`` (reference ``labkit.quant.fake_quantize(w, fmt, PerGroup(g))``). Values
+may differ from it by one grid step on ≤ 2 % of the elements (rounding ties: ``x·(qmax/amax)`` and
+``x/(amax/qmax)`` round differently now and then); an answer that calls ``labkit.quant`` or changes
+``w`` in place scores 0 on that case (the tripwire of ``integrity``).
 
 ``check_torch(name, fn, seed=0, points=None)`` runs seeded cases (the notebook's worked example
 first), prints one verdict line per case, and for a hidden test returns a ``Score`` — the share of
@@ -20,12 +29,21 @@ from __future__ import annotations
 import torch
 
 from ..quant import smoothquant as _sq
+from ..quant.granularity import PerGroup
+from ..quant.primitives import choose_qparams as _choose_qparams
+from ..quant.primitives import fake_quantize as _fake_quantize
 from .checks import Score
 from .compare import GradingError, compare_floats
-from .integrity import quiet
+from .integrity import quiet, watching
+
+
+def _per_group_reference(w: torch.Tensor, group_size: int, fmt: str) -> torch.Tensor:
+    return _fake_quantize(w, fmt, PerGroup(group_size))
+
 
 # captured at import, i.e. in the notebook's setup cell before any student code runs
-_REFERENCES = {"activation_absmax": _sq.channel_absmax, "smoothing_factors": _sq.smooth_factors}
+_REFERENCES = {"activation_absmax": _sq.channel_absmax, "smoothing_factors": _sq.smooth_factors,
+               "fake_quant_per_group_int8": _per_group_reference, "fake_quant_per_group_fp8": _per_group_reference}
 
 
 def _absmax_cases(gen: torch.Generator):
@@ -46,7 +64,54 @@ def _factor_cases(gen: torch.Generator):
             ("α = 0.8", (act, w, 0.8)), ("α = 0.0", (act, w, 0.0)), ("α = 1.0", (act, w, 1.0))]
 
 
-CASES = {"activation_absmax": _absmax_cases, "smoothing_factors": _factor_cases}
+def _group_cases(fmt: str):
+    def cases(gen: torch.Generator):
+        # the notebook's worked example: K = 6, g = 4 → groups of 4 and 2; row 1 starts with a zero group
+        worked = torch.tensor([[1.27, -0.5, 0.004, 0.3, 0.02, -0.013], [0.0, 0.0, 0.0, 0.0, 3.0, -1.0]])
+        w = torch.randn(8, 256, generator=gen) * 0.05
+        w[torch.arange(8), torch.randint(0, 256, (8,), generator=gen)] *= 40.0   # one outlier per row
+        ragged = torch.randn(16, 200, generator=gen) * 0.02
+        ragged[3, 64:128] = 0.0                                                   # an all-zero group
+        return [("worked example (2, 6), g = 4", (worked, 4, fmt)),
+                ("(8, 256) with an outlier per row, g = 64", (w, 64, fmt)),
+                ("(16, 200), g = 64: last group of 8, one all-zero group", (ragged, 64, fmt)),
+                ("(4, 48), g = 128 > K: one group per row", (torch.randn(4, 48, generator=gen), 128, fmt)),
+                ("(8, 128) bfloat16, g = 32", ((torch.randn(8, 128, generator=gen) * 0.1).bfloat16(), 32, fmt))]
+    return cases
+
+
+CASES = {"activation_absmax": _absmax_cases, "smoothing_factors": _factor_cases,
+         "fake_quant_per_group_int8": _group_cases("int8"), "fake_quant_per_group_fp8": _group_cases("fp8_e4m3")}
+
+
+def _grid_step(w: torch.Tensor, group_size: int, fmt: str, ref: torch.Tensor) -> torch.Tensor:
+    """Per-element upper bound of one grid step around ``ref``, plus the rounding of w's dtype."""
+    scale = _choose_qparams(w, fmt, PerGroup(group_size)).scale
+    s = scale.repeat_interleave(group_size, dim=-1)[..., : w.shape[-1]]
+    mag = ref.float().abs()
+    if fmt.startswith("fp8"):  # e4m3: 3 mantissa bits (step ≤ |v|/8), subnormal step 2^-9 in units of the scale
+        s = torch.maximum(mag * 2.0**-3, s * 2.0**-9)
+    return s * 1.0001 + mag * torch.finfo(w.dtype).eps
+
+
+def _compare_group(name: str, got, ref: torch.Tensor, w: torch.Tensor, group_size: int, fmt: str) -> None:
+    if not isinstance(got, torch.Tensor):
+        raise GradingError(f"{name}: expected a torch tensor, got {type(got).__name__}"
+                           "\n  → return the dequantized weight itself, a tensor shaped like w")
+    if got.dtype != w.dtype:
+        raise GradingError(f"{name}: expected the input's dtype {w.dtype}, got {got.dtype}"
+                           "\n  → compute in float32, then return result.to(w.dtype)")
+    if tuple(got.shape) != tuple(w.shape):
+        raise GradingError(f"{name}: expected the input's shape {tuple(w.shape)}, got {tuple(got.shape)}"
+                           "\n  → after padding K up to a multiple of g and reshaping to (out, groups, g), "
+                           "reshape back and drop the padding: [..., :K]")
+    g, e = got.detach().float().cpu(), ref.float()
+    err = (g - e).abs()
+    bad = ~(err <= 1e-7 + 1e-5 * e.abs())          # NaN counts as bad
+    if bool(bad.any()):
+        one_step = err <= _grid_step(w, group_size, fmt, ref) + 1e-7
+        if bool((bad & ~one_step).any()) or int(bad.sum()) > max(1, int(0.02 * e.numel())):
+            compare_floats(name, g.numpy(), e.numpy(), rtol=1e-5, atol=1e-7)   # raises, saying where and how much
 
 
 def _compare(name: str, got, ref: torch.Tensor) -> None:
@@ -70,12 +135,23 @@ def check_torch(name: str, fn, *, seed: int = 0, points: float | None = None) ->
     gen = torch.Generator().manual_seed(seed)
     right, lines = 0, []
     cases = CASES[name](gen)
+    grouped = name.startswith("fake_quant_per_group")
     for label, args in cases:
         ref = _REFERENCES[name](*args)
         try:
-            with quiet():
-                got = fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args))
-            _compare(name, got, ref)
+            copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+            with quiet(), watching() as wire:
+                got = fn(*copies)
+            if grouped:
+                if wire.hits:
+                    raise GradingError(f"your function calls labkit's reference ({', '.join(wire.hits)}) instead "
+                                       "of computing the result itself: that scores 0 — write it with torch ops")
+                if not torch.equal(copies[0], args[0]):
+                    raise GradingError("your function changed its input w in place (e.g. w.div_(...)): "
+                                       "a quantizer must return a new tensor and leave the weight alone")
+                _compare_group(name, got, ref, *args)
+            else:
+                _compare(name, got, ref)
             right += 1
             lines.append(f"✓ {name}: {label}")
         except GradingError as err:
