@@ -62,10 +62,18 @@ def _decode(q: torch.Tensor, fp8_name: str | None) -> torch.Tensor:
     return (q.to(torch.int16) << 8).view(torch.float16).to(torch.float32)
 
 
-def _gemv_rows(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, fp8_name: str | None) -> torch.Tensor:
-    """x (M, K) float, q (N, K), scale () or (N,) → (M, N) float32, as one reduction."""
-    w = _decode(q, fp8_name)
-    return (x.to(torch.float32).unsqueeze(1) * w.unsqueeze(0)).sum(-1) * scale
+def _row_chunk(k: int) -> int:
+    """Split a long K into chunks of 256/128/64: Inductor vectorizes the short inner reduction well
+    (measured 6144→2048 GEMV: 6.6 ms as one K-long reduction, 0.46 ms chunked; fp32: 3.7 ms)."""
+    return next((c for c in (256, 128, 64) if k % c == 0 and k > c), k)
+
+
+def _gemv_rows(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, fp8_name: str | None, chunk: int) -> torch.Tensor:
+    """x (M, K) float, q (N, K), scale () or (N,) → (M, N) float32, as one reduction over K-chunks."""
+    m, k = x.shape
+    n = q.shape[0]
+    w = _decode(q, fp8_name).view(1, n, k // chunk, chunk)
+    return (x.to(torch.float32).view(m, 1, k // chunk, chunk) * w).sum(-1).sum(-1) * scale
 
 
 def _gemv_groups(x: torch.Tensor, full: torch.Tensor, tail: torch.Tensor | None, scale: torch.Tensor,
@@ -121,11 +129,11 @@ def fused_decode(x, qweight, scale, fmt: Format, granularity):
     """Decode-phase kernel (few rows): the fused GEMV for every format and granularity."""
     s = scale.to(torch.float32)
     if not isinstance(granularity, PerGroup):
-        return _compile("rows", _gemv_rows)(x, qweight, s, _fp8_name(fmt))
+        return _compile("rows", _gemv_rows)(x, qweight, s, _fp8_name(fmt), _row_chunk(x.shape[1]))
     n, g, k = s.shape[0], granularity.group_size, x.shape[1]
     full, tail = K.split_groups(qweight, n, k, g)
     if full is None:  # K < g: one short group, i.e. per row
-        return _compile("rows", _gemv_rows)(x, tail, s[:, 0], _fp8_name(fmt))
+        return _compile("rows", _gemv_rows)(x, tail, s[:, 0], _fp8_name(fmt), _row_chunk(x.shape[1]))
     return _compile("groups", _gemv_groups)(x, full, tail, s, _fp8_name(fmt))
 
 

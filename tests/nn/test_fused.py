@@ -2,6 +2,7 @@
 
 Each distinct shape compiles once (seconds), so the cases are few and chosen to cover every branch:
 int8 per-group with a short last group, e4m3 per row, e5m2 per tensor, a K smaller than the group,
+int8 per row with a K long enough to be reduced in chunks,
 each in decode (fused GEMV, float32) and prefill (fused dequantize, then a bf16 GEMM) shapes.
 """
 
@@ -17,7 +18,7 @@ from labkit.schemes import WeightOnly
 pytestmark = pytest.mark.slow
 
 CASES = [("int8", PerGroup(64), 200), ("fp8_e4m3", PerRow(), 200), ("fp8_e5m2", PerTensor(), 200),
-         ("fp8_e4m3", PerGroup(256), 200)]
+         ("fp8_e4m3", PerGroup(256), 200), ("int8", PerRow(), 512)]  # K = 512: reduced in chunks of 256
 
 
 @pytest.mark.parametrize("fmt, granularity, k", CASES)
