@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -156,6 +157,11 @@ def _roofline() -> dict:
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if torch.get_num_threads() > 1 and load > cores:
+        # measured here: int8-row decode at 2 threads and load 8 on 2 cores gave 0.27x, at 1 thread 2.0x
+        print(f"labkit bench: load average {load:.1f} on {cores} cores — {torch.get_num_threads()} threads will "
+              "keep waiting for each other at every barrier; use --threads 1 for meaningful ratios", file=sys.stderr)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         if args.roofline:
