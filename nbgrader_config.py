@@ -40,3 +40,27 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE (a few sentences; use the numbers
 # Keep feedback pages readable: a runaway print loop is cut, tracebacks stay whole.
 c.LimitOutput.max_lines = 500
 c.LimitOutput.max_traceback = 200
+
+# --- Grader integrity (labkit.grading.sandbox / sanitize / verify; autograde/INSTRUCTORS.md) ---
+# Before running: RestoreCells = nbgrader's OverwriteCells (locked cells' text, deleted test cells
+# back via add_missing_cells) + graded cells back in source order + split cells repaired.
+# Running: ResilientExecute = nbgrader's Execute with a memory-limited kernel that is restarted
+# (cells above replayed) when a submission kills it; only the running cell scores 0.
+# After running: VerifyChecks re-grades each hidden check() from its recorded answers in this
+# process, where no notebook code runs: patched comparisons cannot turn wrong into points.
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput,  # noqa: E402
+                                    DeduplicateIds, IgnorePattern, LimitOutput, OverwriteKernelspec,
+                                    SaveAutoGrades)
+
+from labkit.grading.sandbox import ResilientExecute  # noqa: E402
+from labkit.grading.sanitize import RestoreCells  # noqa: E402
+from labkit.grading.verify import VerifyChecks  # noqa: E402
+
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreCells,
+                                      CheckCellMetadata]
+c.Autograde.autograde_preprocessors = [ResilientExecute, VerifyChecks, IgnorePattern, ClearMetadataPreprocessor,
+                                       LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+# Address space per kernel (RLIMIT_AS). hw4 kernels peak at ~1.6 GB virtual / 0.3 GB resident.
+c.LimitedKernelManager.memory_limit_mb = 6144
+c.ResilientExecute.max_kernel_deaths = 3

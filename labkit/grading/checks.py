@@ -178,7 +178,16 @@ def check(name: str, fn, *, seed: int = 0, points: float | None = None, plot: bo
             f"builtins any more, so {ex.task} scores 0. Remove the line that assigns to them and restart the kernel.")
     if not callable(fn):
         raise GradingError(f"{name}: expected a function, got {type(fn).__name__}")
+    where = integrity.defined_outside_notebook(fn)
+    if where:
+        raise GradingError(
+            f"{name} comes from {where}, not from this notebook: the grader grades the code written in the "
+            f"notebook's answer cell. Paste your function into that cell (imports of your own files are not graded).")
     results = _run_cases(ex, fn, seed)
+    if points is not None and autograding():
+        # the answer record: the grader's process re-checks these outputs outside the kernel (verify.py)
+        from . import verify
+        verify.show_record(verify.answer_record(name, seed, points, [r.got for r in results]))
     if plot:
         _plot(ex, results, points)
     failed = {}

@@ -109,6 +109,29 @@ def freeze_module(name: str) -> None:
     sys.modules[name].__class__ = ReadOnlyModule
 
 
+def defined_outside_notebook(fn) -> str | None:
+    """The file ``fn`` was imported from, when it was not written in a notebook cell; else None.
+
+    Inside a kernel, cell code compiles to file names that do not exist on disk (or that live in
+    ipykernel's own temporary folder, for the debugger); a function whose code file exists was
+    imported from a module, e.g. ``from my_answers import absmax_quantize``. labkit's own files
+    are left to the tripwire (which says "calls labkit's reference"). Outside IPython (plain
+    Python, tests) there are no cells, and this returns None.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return None
+    code = getattr(fn, "__code__", None)
+    if code is None or get_ipython() is None:
+        return None
+    path = os.path.abspath(code.co_filename)
+    labkit_dir = os.path.dirname(_QUANT_DIR.rstrip(os.sep))
+    if not os.path.isfile(path) or path.startswith(labkit_dir + os.sep) or os.sep + "ipykernel_" in path:
+        return None
+    return os.path.basename(path)
+
+
 # -- 2. tripwire ---------------------------------------------------------------------------------
 
 _QUANT_DIR = os.path.dirname(os.path.abspath(_quant.__file__)) + os.sep

@@ -41,8 +41,7 @@ from pathlib import Path
 
 from .course import ASSIGNMENT, COURSE, REPO
 
-import os
-CONFIG = Path(os.environ.get("LABKIT_NBGRADER_CONFIG", REPO / "nbgrader_config.py"))
+CONFIG = REPO / "nbgrader_config.py"
 
 
 @dataclass
@@ -209,11 +208,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
     parser.add_argument("--course", default=str(COURSE), help="course root (default: autograde/)")
     parser.add_argument("--timeout", type=int, default=None, help="override the per-cell timeout (seconds)")
+    parser.add_argument("--config", default=str(CONFIG), help="nbgrader config file (default: the repository's)")
 
 
 def run(args: argparse.Namespace) -> int:
     overrides = {"Execute.timeout": args.timeout} if args.timeout else None
-    result = grade(args.assignment, args.course, jobs=args.jobs, students=args.student, overrides=overrides)
+    result = grade(args.assignment, args.course, jobs=args.jobs, students=args.student, config_file=args.config,
+                   overrides=overrides)
     for student, notes in result.notes.items():
         for note in notes:
             print(f"note  {student}: {note}")

@@ -174,7 +174,10 @@ def _claimed(cell) -> float | None:
 def verify_cell(cell) -> tuple[float, float, list[str]] | None:
     """Re-grade one executed test cell in place: returns (claimed, verified, reasons), or None
     when the cell has no hidden ``check`` call to verify. Removes the answer records."""
-    checks = hidden_checks(cell.source.split("### BEGIN HIDDEN TESTS")[-1])
+    from .exercises import EXERCISES
+
+    # only numpy exercises of ``check`` are recorded; other graders (e.g. ``check_torch``) are not re-checked
+    checks = [c for c in hidden_checks(cell.source.split("### BEGIN HIDDEN TESTS")[-1]) if c.exercise in EXERCISES]
     records = [o for o in cell.get("outputs", []) if o.get("output_type") == "display_data" and MIME in o.get("data", {})]
     cell.outputs = [o for o in cell.get("outputs", []) if o not in records]
     if not checks:

@@ -24,7 +24,10 @@ from matplotlib.figure import Figure
 
 
 def _flat(a) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64).ravel()
+    """Finite values only: a NaN or Inf would make np.histogram raise instead of drawing (the
+    check's text message already reports them)."""
+    flat = np.asarray(a, dtype=np.float64).ravel()
+    return flat[np.isfinite(flat)]
 
 
 def error_figure(title: str, *, diff=None, quant_errors: dict | None = None, bins: int = 60) -> Figure:
@@ -54,7 +57,7 @@ def error_figure(title: str, *, diff=None, quant_errors: dict | None = None, bin
         ax.set_ylabel("count")
     fig.suptitle(title, fontsize=10)
     # fixed margins instead of tight_layout(), which draws the figure twice (half the cost)
-    fig.subplots_adjust(left=0.09, right=0.98, bottom=0.2, top=0.8, wspace=0.3)
+    fig.subplots_adjust(left=0.2 if len(panels) < 2 else 0.1, right=0.98, bottom=0.2, top=0.8, wspace=0.3)
     return fig
 
 

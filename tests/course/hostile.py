@@ -104,7 +104,7 @@ def _empty(nb):
 
 
 STUDENTS: dict[str, Student] = {
-    "control": Student(["01_absmax", "03_granularity"], {"01_absmax": full("01_absmax"), "03_granularity": full("03_granularity")},
+    "control": Student(["01_absmax"], {"01_absmax": full("01_absmax")},
                        why="all right: graded in the same batch as the hostile ones, must keep full marks"),
     "os_exit": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_dequantize=0)},
                        edits={("01_absmax", "absmax_dequantize"): _def("absmax_dequantize", "q, scale", """
@@ -135,13 +135,16 @@ return np.clip(np.round(x / scale), -127, 127).astype(np.int8), scale""")},
                            why="patches torch's comparisons (unused by the checks): wrong codes still lose 2 of 3"),
     "patch_labkit": Student(["01_absmax"], {"01_absmax": {"test_absmax_quantize": 1, "test_absmax_dequantize": 0}},
                             edits={("01_absmax", "absmax_quantize"): (
-                                "import labkit.grading.compare as _c, labkit.grading.checks as _k\n"
-                                "vars(_c)['compare_codes'] = lambda *a, **k: None   # past the read-only module\n"
-                                "vars(_c)['compare_floats'] = lambda *a, **k: None\n"
-                                "check = lambda *a, **k: 3\n" + TRUNCATING),
+                                "import labkit.grading.checks as _k, labkit.grading.compare as _c, labkit.grading.exercises as _e\n"
+                                "for _m in (_c, _e):   # vars() goes past the read-only modules\n"
+                                "    vars(_m)['compare_codes'] = lambda *a, **k: None\n"
+                                "_real = _k.check\n"
+                                "vars(_k)['check'] = lambda name, fn, **kw: kw['points'] if name == 'absmax_dequantize' "
+                                "and 'points' in kw else _real(name, fn, **kw)\n"
+                                "check = lambda *a, **k: None\n" + TRUNCATING),
                                 ("01_absmax", "absmax_dequantize"): _def("absmax_dequantize", "q, scale",
                                                                           "return q.astype(np.float32)   # forgot the scale")},
-                            why="patches labkit's comparison helpers through the module dict and rebinds check"),
+                            why="patches labkit's comparison helpers and check itself through the modules' dicts"),
     "reference": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_quantize=0)},
                          edits={("01_absmax", "absmax_quantize"): "from labkit.quant import absmax_quantize as _ref\n"
                                 + _def("absmax_quantize", "x", "return _ref(x)")},
@@ -157,7 +160,7 @@ return np.clip(np.round(x / scale), -127, 127).astype(np.int8), scale""")},
                             why="wrong answer, its test cell replaced by `3`, the other test cell deleted"),
     "moved_split": Student(["01_absmax"], {"01_absmax": full("01_absmax")}, transform={"01_absmax": _move_and_split},
                            why="test cell dragged above its fill-in, fill-in split in two cells: still right"),
-    "renamed": Student(["01_absmax", "02_zero_point"], {"01_absmax": full("01_absmax"), "02_zero_point": full("02_zero_point")},
+    "renamed": Student(["01_absmax"], {"01_absmax": full("01_absmax")},
                        rename={"01_absmax": "01_absmax-Copy1.ipynb"}, why="hands in 01 under JupyterLab's copy name"),
     "empty": Student(["01_absmax"], {"01_absmax": zero("01_absmax")}, transform={"01_absmax": _empty},
                      why="a notebook with no cells"),
@@ -192,6 +195,9 @@ return np.clip(np.round(W / scales), -127, 127).astype(np.int8), scales""")},
         why="torch tensor where numpy was asked, NaN output, wrong dtype, wrong shape"),
 }
 
+# Re-graded a second time (1 process instead of 2): kernel deaths, patches, repairs, the control.
+REGRADE = ["control", "os_exit", "patch_labkit", "bad_json"]
+
 # The message a student must read in the autograded notebook: {student: [(stem, needle), ...]}
 MESSAGES = {
     "bad_outputs": [("01_absmax", "expected a numpy array, got a torch tensor"), ("01_absmax", "are NaN"),
@@ -200,7 +206,8 @@ MESSAGES = {
     "os_exit": [("01_absmax", "KernelDied")],
     "segfault": [("01_absmax", "KernelDied")],
     "memory": [("01_absmax", "MemoryError")],
-    "import_file": [("01_absmax", "absmax_quantize")],
+    "import_file": [("01_absmax", "comes from my_answers.py, not from this notebook")],
+    "patch_labkit": [("01_absmax", "re-checked the recorded answers outside the notebook")],
 }
 
 

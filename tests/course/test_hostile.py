@@ -1,10 +1,10 @@
 """Grader integrity: broken and hostile submissions (tests/course/hostile.py) get exactly their
 intended score, in one batch with a control student, and a second run gives the same grades.
 
-One course copy in a temporary folder; the whole class is graded twice through
-``labkit.grading.parallel.grade`` — first with 2 processes, then again with 1 (re-grading
-everything with --force): equal grades show the run is idempotent and that sharding changes
-nothing. The course's own nbgrader_config.py is used, with a shorter cell timeout and a 3 GiB
+One course copy in a temporary folder; the whole class is graded through
+``labkit.grading.parallel.grade`` with 2 processes, then a sample (``REGRADE``: kernel deaths,
+patches, repairs, the control) is re-graded with 1 process: equal grades show the run is
+idempotent and that sharding changes nothing. The course's own nbgrader_config.py is used, with a shorter cell timeout and a 3 GiB
 kernel memory limit so the memory hog is cheap to catch.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from labkit.grading.course import ASSIGNMENT, api_for, copy_course
 from labkit.grading.parallel import grade
 
-from .hostile import MESSAGES, STUDENTS, write_submission
+from .hostile import MESSAGES, REGRADE, STUDENTS, write_submission
 
 OVERRIDES = {"Execute.timeout": 20, "LimitedKernelManager.memory_limit_mb": 3072}
 
@@ -52,16 +52,17 @@ def graded(tmp_path_factory):
     first = grade(ASSIGNMENT, root, jobs=2, overrides=OVERRIDES)
     t1 = time.perf_counter()
     scores_first = _scores(root)
-    second = grade(ASSIGNMENT, root, jobs=1, overrides=OVERRIDES)
+    second = grade(ASSIGNMENT, root, jobs=1, students=REGRADE, overrides=OVERRIDES)
     t2 = time.perf_counter()
-    print(f"\nhostile corpus: {len(STUDENTS)} students, 2 jobs {t1 - t0:.0f}s, 1 job {t2 - t1:.0f}s")
+    print(f"\nhostile corpus: {len(STUDENTS)} students with 2 jobs {t1 - t0:.0f}s; "
+          f"{len(REGRADE)} re-graded with 1 job {t2 - t1:.0f}s")
     return {"root": root, "first": first, "second": second, "scores_first": scores_first, "scores": _scores(root)}
 
 
 def test_the_batch_goes_on_for_every_student(graded):
-    for run in (graded["first"], graded["second"]):
+    for run, expected in ((graded["first"], STUDENTS), (graded["second"], REGRADE)):
         assert not run.failed, {s: why[-1500:] for s, why in run.failed.items()}
-        assert sorted(run.graded) == sorted(STUDENTS)
+        assert sorted(run.graded) == sorted(expected)
 
 
 @pytest.mark.parametrize("student", sorted(STUDENTS))
@@ -73,7 +74,9 @@ def test_each_submission_gets_exactly_its_intended_score(graded, student):
 
 
 def test_regrading_gives_the_same_grades(graded):
+    """--force re-grading (in 1 process instead of 2) changes nobody's grades."""
     assert graded["scores_first"] == graded["scores"]
+    assert set(REGRADE) <= set(graded["scores"])
 
 
 def test_students_read_what_went_wrong(graded):
