@@ -152,7 +152,7 @@ def test_absmax_notebook_runs_in_the_browser(lab, browser):
     assert "✓ absmax_quantize" in text
     assert page.locator(".jp-OutputArea-output img").count() >= 2, "the checks' error histograms are missing"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.get_by_text("naive     absmax int8 with x[0] = 100").scroll_into_view_if_needed()
+    page.locator(".jp-OutputArea-output pre", has_text="naive     absmax int8").first.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "01_absmax.png"), full_page=False)
     page.close()
 
