@@ -99,3 +99,16 @@ def test_sweep_writes_table_and_plots(capsys, tmp_path):
     cli.main(["sweep", *TINY, "--schemes", "int8-row", "--modes", "fake", "--tasks", "ppl",
               "--out", str(out_dir), "--no-plots"])
     assert len((out_dir / "results.jsonl").read_text().splitlines()) == 10 + 2  # appended, not overwritten
+
+
+def test_eval_alpha_reaches_the_smoothquant_scheme(capsys):
+    code, out, err = _eval(capsys, "--scheme", "smoothquant-int8", "--alpha", "0.75", "--task", "ppl", "--json")
+    assert code == 0, err
+    row = json.loads(out)
+    assert row["scheme"] == "smoothquant-int8@0.75", f"--alpha 0.75 should select α=0.75, the row says {row['scheme']}"
+
+
+def test_eval_alpha_on_a_weight_only_scheme_is_an_error(capsys):
+    code, out, err = _eval(capsys, "--scheme", "int8-row", "--alpha", "0.75", "--json")
+    assert code == 2 and out == ""
+    assert "--alpha applies to SmoothQuant schemes" in err

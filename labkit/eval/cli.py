@@ -68,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", default="fake", choices=["fake", "real"],
                         help="fake: quantize-dequantize in the model's dtype; real: 8-bit weights + scales in memory")
     parser.add_argument("--task", default="ppl", choices=list(TASKS), help="ppl, kld or mmlu")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="SmoothQuant migration strength in [0, 1] for smoothquant-* schemes (default 0.5)")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     add_common_arguments(parser)
 
@@ -95,7 +97,13 @@ def run(args: argparse.Namespace) -> int:
         if args.scheme != "none":
             from ..schemes import get_scheme
 
-            get_scheme(args.scheme)  # unknown name → the list of known ones, before loading anything
+            scheme = get_scheme(args.scheme)  # unknown name → the list of known ones, before loading anything
+            if args.alpha is not None:
+                from ..models.w8a8_schemes import with_alpha
+
+                args.scheme = with_alpha(scheme, args.alpha).name
+        elif args.alpha is not None:
+            raise ValueError("--alpha applies to SmoothQuant schemes (smoothquant-int8, smoothquant-fp8), not to none")
         evaluator = Evaluator(config_from_args(args))
         row = evaluator.run(args.scheme, args.mode, [args.task])[0]
     except NoOpQuantizationError as err:
