@@ -70,6 +70,14 @@ def count_act_quantized(model: nn.Module) -> int:
     return n
 
 
+def _smoothed_copy(model, calibration, alpha: float | None, scope: str):
+    """A copy of ``model``, SmoothQuant-folded when ``alpha`` is set; also the calibration token count."""
+    if alpha is None:
+        return copy.deepcopy(model), 0
+    stats = _as_stats(model, calibration)
+    return smooth_model(model, stats, alpha=alpha, scope=scope).model, stats.tokens
+
+
 def _module_parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     parent_name, _, child = name.rpartition(".")
     return model.get_submodule(parent_name), child
@@ -117,13 +125,7 @@ def quantize_w8a8(model: nn.Module, fmt: str = "int8", *, alpha: float | None = 
     """
     f = _w8a8_format(fmt)
     names = linear_names(model, layer_map(model))
-    tokens = 0
-    if alpha is not None:
-        stats = _as_stats(model, calibration)
-        tokens = stats.tokens
-        new = smooth_model(model, stats, alpha=alpha, scope=scope).model
-    else:
-        new = copy.deepcopy(model)
+    new, tokens = _smoothed_copy(model, calibration, alpha, scope)
     for name in names:
         parent, child = _module_parent(new, name)
         setattr(parent, child, W8A8Linear.from_float(getattr(parent, child), f))
@@ -182,13 +184,7 @@ def torchao_fp8(model: nn.Module, alpha: float | None = 0.5, calibration=None, s
             f"torchao's FP8 dynamic-activation kernels need a CUDA GPU with compute capability ≥ 8.9 (Ada, Hopper); "
             f"the model is on {device}. On CPU use quantize_w8a8(model, 'fp8_e4m3', alpha=...) (labkit's FP8 W8A8)."
         )
-    tokens = 0
-    if alpha is not None:
-        stats = _as_stats(model, calibration)
-        tokens = stats.tokens
-        new = smooth_model(model, stats, alpha=alpha, scope=scope).model
-    else:
-        new = copy.deepcopy(model)
+    new, tokens = _smoothed_copy(model, calibration, alpha, scope)
     quantize_(new, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_decoder_filter(new))
     change = _guard("torchao", model, new, _probe(calibration))
     return W8A8Result(new, W8A8Report("torchao", "fp8_e4m3", alpha, count_act_quantized(new), tokens, change))
