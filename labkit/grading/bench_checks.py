@@ -31,6 +31,7 @@ import torch
 
 from ..bench import matmul_error as _me
 from ..bench import timing as _timing
+from .cases import run_cases
 from .checks import Score
 from .compare import GradingError
 from .integrity import freeze_module, quiet
@@ -141,35 +142,22 @@ def check_bench(name: str, fn, *, seed: int = 0, points: float | None = None) ->
         raise GradingError(f"{name}: expected a function, got {type(fn).__name__}")
     gen = torch.Generator().manual_seed(seed)
     rtol = 2e-3 if name == "matmul_rel_error" else 1e-9
-    right, lines = 0, []
-    cases = CASES[name](gen)
-    for label, args in cases:
-        ref = float(_REFERENCES[name](*args))
-        try:
-            copies = [a.clone() if isinstance(a, torch.Tensor) else list(a) if isinstance(a, list) else a
-                      for a in args]
-            with quiet(), _bench_tripwire() as hits:
-                got = fn(*copies)
-            if hits:
-                raise GradingError(f"your function calls labkit's reference ({', '.join(sorted(set(hits)))}) "
-                                   "instead of computing the result itself: that scores 0")
-            if any(isinstance(a, torch.Tensor) and not torch.equal(c, a) for c, a in zip(copies, args)):
-                raise GradingError("your function changed an input tensor in place: leave A and B alone")
-            value = _as_number(name, got)
-            if not math.isfinite(value) or abs(value - ref) > rtol * abs(ref) + 1e-12:
-                raise GradingError(f"expected {ref:.6g}, got {value:.6g}\n  → {_HINTS[name]}")
-            right += 1
-            lines.append(f"✓ {name}: {label}")
-        except GradingError as err:
-            lines.append(f"✗ {label}: {err}")
-        except NotImplementedError as err:
-            lines.append(f"✗ {label}: not implemented yet ({err})")
-        except Exception as err:  # the student's code raised: say what and where to look
-            lines.append(f"✗ {label}: your function raised {type(err).__name__}: {err}")
-    print("\n".join(lines))
-    if right == 0:
-        raise GradingError(f"{name} is not right on any of the {len(cases)} cases yet (see the lines above)")
-    return None if points is None else Score(round(points * right / len(cases), 4))
+
+    def grade_case(args, ref):
+        copies = [a.clone() if isinstance(a, torch.Tensor) else list(a) if isinstance(a, list) else a
+                  for a in args]
+        with quiet(), _bench_tripwire() as hits:
+            got = fn(*copies)
+        if hits:
+            raise GradingError(f"your function calls labkit's reference ({', '.join(sorted(set(hits)))}) "
+                               "instead of computing the result itself: that scores 0")
+        if any(isinstance(a, torch.Tensor) and not torch.equal(c, a) for c, a in zip(copies, args)):
+            raise GradingError("your function changed an input tensor in place: leave A and B alone")
+        value = _as_number(name, got)
+        if not math.isfinite(value) or abs(value - ref) > rtol * abs(ref) + 1e-12:
+            raise GradingError(f"expected {ref:.6g}, got {value:.6g}\n  → {_HINTS[name]}")
+
+    return run_cases(name, CASES[name](gen), lambda *args: float(_REFERENCES[name](*args)), grade_case, points)
 
 
 freeze_module(__name__)

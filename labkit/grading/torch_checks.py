@@ -32,6 +32,7 @@ from ..quant import smoothquant as _sq
 from ..quant.granularity import PerGroup
 from ..quant.primitives import choose_qparams as _choose_qparams
 from ..quant.primitives import fake_quantize as _fake_quantize
+from .cases import run_cases
 from .checks import Score
 from .compare import GradingError, compare_floats
 from .integrity import quiet, watching
@@ -133,34 +134,21 @@ def check_torch(name: str, fn, *, seed: int = 0, points: float | None = None) ->
     if not callable(fn):
         raise GradingError(f"{name}: expected a function, got {type(fn).__name__}")
     gen = torch.Generator().manual_seed(seed)
-    right, lines = 0, []
-    cases = CASES[name](gen)
     grouped = name.startswith("fake_quant_per_group")
-    for label, args in cases:
-        ref = _REFERENCES[name](*args)
-        try:
-            copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-            with quiet(), watching() as wire:
-                got = fn(*copies)
-            if grouped:
-                if wire.hits:
-                    raise GradingError(f"your function calls labkit's reference ({', '.join(wire.hits)}) instead "
-                                       "of computing the result itself: that scores 0 — write it with torch ops")
-                if not torch.equal(copies[0], args[0]):
-                    raise GradingError("your function changed its input w in place (e.g. w.div_(...)): "
-                                       "a quantizer must return a new tensor and leave the weight alone")
-                _compare_group(name, got, ref, *args)
-            else:
-                _compare(name, got, ref)
-            right += 1
-            lines.append(f"✓ {name}: {label}")
-        except GradingError as err:
-            lines.append(f"✗ {label}: {err}")
-        except NotImplementedError as err:
-            lines.append(f"✗ {label}: not implemented yet ({err})")
-        except Exception as err:  # the student's code raised: say what and where to look
-            lines.append(f"✗ {label}: your function raised {type(err).__name__}: {err}")
-    print("\n".join(lines))
-    if right == 0:
-        raise GradingError(f"{name} is not right on any of the {len(cases)} cases yet (see the lines above)")
-    return None if points is None else Score(round(points * right / len(cases), 4))
+
+    def grade_case(args, ref):
+        copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
+        with quiet(), watching() as wire:
+            got = fn(*copies)
+        if grouped:
+            if wire.hits:
+                raise GradingError(f"your function calls labkit's reference ({', '.join(wire.hits)}) instead "
+                                   "of computing the result itself: that scores 0 — write it with torch ops")
+            if not torch.equal(copies[0], args[0]):
+                raise GradingError("your function changed its input w in place (e.g. w.div_(...)): "
+                                   "a quantizer must return a new tensor and leave the weight alone")
+            _compare_group(name, got, ref, *args)
+        else:
+            _compare(name, got, ref)
+
+    return run_cases(name, CASES[name](gen), _REFERENCES[name], grade_case, points)
