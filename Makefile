@@ -40,4 +40,4 @@ test: setup browser
 
 # Student notebooks: regenerated from the nbgrader source (autograde/source/hw4), never edited by hand.
 notebooks: setup
-	$(PY) -m labkit.grading.course release
+	$(PY) -m labkit.course.release release

@@ -41,7 +41,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE (a few sentences; use the numbers
 c.LimitOutput.max_lines = 500
 c.LimitOutput.max_traceback = 200
 
-# --- Grader integrity (labkit.grading.sandbox / sanitize / verify; autograde/INSTRUCTORS.md) ---
+# --- Grader integrity (labkit.course.execute / sanitize / verify; autograde/INSTRUCTORS.md) ---
 # Before running: RestoreCells = nbgrader's OverwriteCells (locked cells' text, deleted test cells
 # back via add_missing_cells) + graded cells back in source order + split cells repaired.
 # Running: ResilientExecute = nbgrader's Execute with a memory-limited kernel that is restarted
@@ -53,9 +53,9 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     DeduplicateIds, IgnorePattern, LimitOutput, OverwriteKernelspec,
                                     SaveAutoGrades)
 
-from labkit.grading.sandbox import ResilientExecute  # noqa: E402
-from labkit.grading.sanitize import RestoreCells  # noqa: E402
-from labkit.grading.verify import VerifyChecks  # noqa: E402
+from labkit.course.execute import ResilientExecute  # noqa: E402
+from labkit.course.sanitize import RestoreCells  # noqa: E402
+from labkit.course.verify import VerifyChecks  # noqa: E402
 
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreCells,
                                       CheckCellMetadata]

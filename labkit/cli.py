@@ -14,10 +14,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help) — each issue adds its own rows
     "bench-gptq": ("labkit.bench.gptq", "time full GPTQ against round-to-nearest on LLM-sized linears"),
-    "course": ("labkit.grading.course", "hw4 course: regenerate notebooks/ from autograde/source, check, time"),
-    "grade": ("labkit.grading.parallel", "autograde a class in N processes (per-shard gradebooks merged safely)"),
-    "grade-report": ("labkit.grading.report", "per-task score distribution from the gradebook: which blanks the class misses"),
-    "bench-grade": ("labkit.grading.bench_grade", "time labkit grade --jobs 1 vs N on a synthetic class"),
+    "course": ("labkit.course.release", "hw4 course: regenerate notebooks/ from autograde/source, check, time"),
+    "grade": ("labkit.course.parallel", "autograde a class in N processes (per-shard gradebooks merged safely)"),
+    "grade-report": ("labkit.course.report", "per-task score distribution from the gradebook: which blanks the class misses"),
+    "bench-grade": ("labkit.course.bench_grade", "time labkit grade --jobs 1 vs N on a synthetic class"),
     "bench": ("labkit.bench.cli", "prefill/decode throughput of a quantized model vs its baseline; kernel micro-benchmarks"),
     "matmul-error": ("labkit.bench.matmul_error", "INT8 vs FP8 fake-quant matmul error against the float product"),
     "eval": ("labkit.eval.cli", "perplexity, KL divergence or MMLU of one model under one quantization scheme (JSON)"),

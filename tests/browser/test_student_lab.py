@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.grading.course import NOTEBOOKS, REPO
+from labkit.course.release import NOTEBOOKS, REPO
 
 
 CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")

@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.grading.course import ASSIGNMENT, COURSE, api_for, copy_course
+from labkit.course.release import ASSIGNMENT, COURSE, api_for, copy_course
 
 HERE = Path(__file__).parent
 SOURCE = COURSE / "source" / ASSIGNMENT

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from labkit.grading.course import ASSIGNMENT, api_for, load_config
+from labkit.course.release import ASSIGNMENT, api_for, load_config
 
 
 def main(root: str, student: str, out: str) -> None:

@@ -2,7 +2,7 @@
 intended score, in one batch with a control student, and a second run gives the same grades.
 
 One course copy in a temporary folder; the whole class is graded through
-``labkit.grading.parallel.grade`` with 2 processes, then a sample (``REGRADE``: kernel deaths,
+``labkit.course.parallel.grade`` with 2 processes, then a sample (``REGRADE``: kernel deaths,
 patches, repairs, the control) is re-graded with 1 process: equal grades show the run is
 idempotent and that sharding changes nothing. The course's own nbgrader_config.py is used, with a shorter cell timeout and a 3 GiB
 kernel memory limit so the memory hog is cheap to catch.
@@ -16,8 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.grading.course import ASSIGNMENT, api_for, copy_course
-from labkit.grading.parallel import grade
+from labkit.course.release import ASSIGNMENT, api_for, copy_course
+from labkit.course.parallel import grade
 
 from .hostile import MESSAGES, REGRADE, STUDENTS, write_submission
 

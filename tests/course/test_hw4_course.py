@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.grading.course import ASSIGNMENT, NOTEBOOKS, compare_release
+from labkit.course.release import ASSIGNMENT, NOTEBOOKS, compare_release
 
 from .conftest import STUDENTS, solution_cells
 

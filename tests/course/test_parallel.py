@@ -1,4 +1,4 @@
-"""labkit.grading.parallel: submissions are repaired on a copy (unit, no kernel), and a class graded
+"""labkit.course.parallel: submissions are repaired on a copy (unit, no kernel), and a class graded
 with --jobs 2 gets exactly the grades plain serial `nbgrader autograde` gives (slow: runs kernels)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from labkit.grading.course import ASSIGNMENT, api_for, copy_course
-from labkit.grading.parallel import clean_submission, find_students, grade
+from labkit.course.release import ASSIGNMENT, api_for, copy_course
+from labkit.course.parallel import clean_submission, find_students, grade
 
 NB = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
@@ -37,7 +37,7 @@ def test_parallel_grades_equal_serial_nbgrader(tmp_path):
     import nbformat
     from nbgrader.api import Gradebook
 
-    from labkit.grading.bench_grade import _solved_submission
+    from labkit.course.bench_grade import _solved_submission
 
     base = copy_course(tmp_path / "base")
     assert api_for(base).generate_assignment(ASSIGNMENT, force=True, create=True)["success"]

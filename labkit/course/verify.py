@@ -30,66 +30,15 @@ check", it is copying the answer, and needs code written for it.
 from __future__ import annotations
 
 import ast
-import base64
 import copy
-import io
-from dataclasses import dataclass
 
 import numpy as np
+from dataclasses import dataclass
 
-MIME = "application/vnd.labkit.answers+json"
+from labkit.grading.records import MIME, Unsupported, answer_record, decode_value, encode_value, show_record
 
-
-@dataclass(frozen=True)
-class Unsupported:
-    """A recorded output that was not a numpy array or number (e.g. a torch tensor, a list)."""
-
-    type_name: str
-
-
-def encode_value(value) -> dict:
-    """One output value → JSON-safe dict (numpy arrays and scalars as .npy bytes)."""
-    if isinstance(value, bool):
-        return {"kind": "other", "type": "bool"}
-    if isinstance(value, (int, float)) and type(value) in (int, float):
-        return {"kind": "py", "type": type(value).__name__, "value": repr(value)}
-    if isinstance(value, (np.ndarray, np.generic)):
-        arr = np.asarray(value)
-        if arr.dtype.hasobject:
-            return {"kind": "other", "type": "object array"}
-        buf = io.BytesIO()
-        np.save(buf, np.array(arr, order="C", copy=True).view(np.ndarray), allow_pickle=False)
-        kind = "array" if isinstance(value, np.ndarray) else "scalar"
-        return {"kind": kind, "npy": base64.b64encode(buf.getvalue()).decode("ascii")}
-    return {"kind": "other", "type": type(value).__module__ + "." + type(value).__name__}
-
-
-def decode_value(data: dict):
-    """Inverse of ``encode_value``; never executes anything from the record."""
-    kind = data.get("kind")
-    if kind == "py":
-        return {"int": int, "float": float}[data["type"]](data["value"]) if data.get("type") in ("int", "float") \
-            else Unsupported(str(data.get("type")))
-    if kind in ("array", "scalar"):
-        arr = np.load(io.BytesIO(base64.b64decode(data["npy"])), allow_pickle=False)
-        return arr if kind == "array" else arr[()]
-    return Unsupported(str(data.get("type", "unknown")))
-
-
-def answer_record(name: str, seed: int, points: float, outputs: list) -> dict:
-    """The record a hidden check displays: ``outputs`` has one entry per case, each the tuple of
-    the student's output values, or ``None`` when the call failed or returned the wrong structure."""
-    cases = []
-    for out in outputs:
-        cases.append(None if out is None else [encode_value(v) for v in out])
-    return {"exercise": name, "seed": int(seed), "points": float(points), "cases": cases}
-
-
-def show_record(record: dict) -> None:
-    """Display the record in the running kernel (no text fallback: nothing shows in the notebook)."""
-    from IPython.display import display
-
-    display({MIME: record}, raw=True)
+__all__ = ["MIME", "Unsupported", "answer_record", "decode_value", "encode_value", "show_record", "HiddenCheck",
+           "hidden_checks", "verified_points", "verify_cell", "VerifyChecks"]
 
 
 # -- the grader's side ----------------------------------------------------------------------------
@@ -130,8 +79,8 @@ def hidden_checks(source: str) -> list[HiddenCheck]:
 def verified_points(check: HiddenCheck, record: dict | None) -> tuple[float, list[str]]:
     """Points the recorded outputs earn, recomputed here from labkit's reference; and the reasons
     for every lost part."""
-    from .compare import GradingError
-    from .exercises import EXERCISES
+    from labkit.grading.compare import GradingError
+    from labkit.grading.exercises import EXERCISES
 
     if record is None:
         return 0.0, [f"{check.exercise}: no answer record — the graded check did not run to the end"]
@@ -174,7 +123,7 @@ def _claimed(cell) -> float | None:
 def verify_cell(cell) -> tuple[float, float, list[str]] | None:
     """Re-grade one executed test cell in place: returns (claimed, verified, reasons), or None
     when the cell has no hidden ``check`` call to verify. Removes the answer records."""
-    from .exercises import EXERCISES
+    from labkit.grading.exercises import EXERCISES
 
     # only numpy exercises of ``check`` are recorded; other graders (e.g. ``check_torch``) are not re-checked
     checks = [c for c in hidden_checks(cell.source.split("### BEGIN HIDDEN TESTS")[-1]) if c.exercise in EXERCISES]

@@ -1,9 +1,9 @@
-"""labkit.grading.sanitize.restore_order: graded cells back in source order, helpers kept with the
+"""labkit.course.sanitize.restore_order: graded cells back in source order, helpers kept with the
 fill-in below them, an ordered notebook unchanged (hand-built cell lists, no nbgrader run)."""
 
 from __future__ import annotations
 
-from labkit.grading.sanitize import restore_order
+from labkit.course.sanitize import restore_order
 
 SOURCE = ["setup", "q", "test_q", "dq", "test_dq"]
 

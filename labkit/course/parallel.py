@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .course import ASSIGNMENT, COURSE, REPO
+from .release import ASSIGNMENT, COURSE, REPO
 
 CONFIG = REPO / "nbgrader_config.py"
 
@@ -109,7 +109,7 @@ def _make_shard(root: Path, dst: Path, assignment: str, students: list[str]) -> 
 
 def _worker(spec_path: str) -> int:
     """Grade the students of one shard (run in its own process); writes a JSON result file."""
-    from .course import api_for, load_config
+    from .release import api_for, load_config
 
     spec = json.loads(Path(spec_path).read_text())
     config = load_config(spec["root"], spec["config"])
@@ -158,7 +158,7 @@ def grade(assignment: str = ASSIGNMENT, root: Path | str = COURSE, jobs: int = 2
     """Autograde ``students`` (default: every submitted folder) of ``assignment`` in ``jobs``
     processes and merge the results into the course at ``root`` (see the module docstring).
     ``overrides``: config values for the workers, e.g. ``{"Execute.timeout": 10}``."""
-    from .course import _venv_on_path, load_config
+    from .release import _venv_on_path, load_config
 
     t0 = time.perf_counter()
     root = Path(root).resolve()
@@ -183,7 +183,7 @@ def grade(assignment: str = ASSIGNMENT, root: Path | str = COURSE, jobs: int = 2
             (shard / "spec.json").write_text(json.dumps(spec))
             log = open(shard / "worker.log", "w")
             procs.append((shard, shard_students, log, subprocess.Popen(
-                [sys.executable, "-m", "labkit.grading.parallel", "--worker", str(shard / "spec.json")],
+                [sys.executable, "-m", "labkit.course.parallel", "--worker", str(shard / "spec.json")],
                 stdout=log, stderr=subprocess.STDOUT, cwd=str(shard))))
         for shard, shard_students, log, proc in procs:
             proc.wait()
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
         return _worker(argv[1])
-    parser = argparse.ArgumentParser(prog="python -m labkit.grading.parallel", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m labkit.course.parallel", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -1,4 +1,4 @@
-"""labkit.grading.report on a hand-built gradebook (no notebooks run): hand-computed means and
+"""labkit.course.report on a hand-built gradebook (no notebooks run): hand-computed means and
 counts, most-missed task first, manual answers not yet graded counted as to-do, CSV and PNG."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import csv
 
 import pytest
 
-from labkit.grading.course import _venv_on_path
-from labkit.grading.report import format_table, task_stats, write_report
+from labkit.course.release import _venv_on_path
+from labkit.course.report import format_table, task_stats, write_report
 
 COURSE_ID = "test-course"
 

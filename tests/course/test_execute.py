@@ -1,4 +1,4 @@
-"""labkit.grading.sandbox: the kernel's memory ceiling (checked on a plain subprocess, no kernel).
+"""labkit.course.execute: the kernel's memory ceiling (checked on a plain subprocess, no kernel).
 Recovery from a dead kernel is exercised end to end in tests/course/test_hostile.py."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from labkit.grading.sandbox import limited_command
+from labkit.course.execute import limited_command
 
 pytestmark = pytest.mark.skipif(sys.platform.startswith("win"), reason="RLIMIT_AS is POSIX only")
 

@@ -7,9 +7,9 @@ gradebook and release folder are never touched) and copies the student versions 
 that differs, is missing or is extra. Every notebook found in the source folder is released —
 adding ``06_….ipynb`` needs no change here.
 
-    python -m labkit.grading.course release     # what `make notebooks` runs
-    python -m labkit.grading.course check       # exit 1 and list the stale notebooks
-    python -m labkit.grading.course time        # seconds per source notebook, solutions in (budget 15 s)
+    python -m labkit.course.release release     # what `make notebooks` runs
+    python -m labkit.course.release check       # exit 1 and list the stale notebooks
+    python -m labkit.course.release time        # seconds per source notebook, solutions in (budget 15 s)
 
 (also as ``labkit course release|check|time``).
 
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m labkit.grading.course", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m labkit.course.release", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

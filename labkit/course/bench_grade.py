@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .course import ASSIGNMENT, COURSE, api_for, copy_course
+from .release import ASSIGNMENT, COURSE, api_for, copy_course
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _solved_submission(release_nb: dict, source_nb: dict) -> dict:
 def _scores(root: Path) -> dict:
     from nbgrader.api import Gradebook
 
-    from .course import load_config
+    from .release import load_config
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}", load_config(root).CourseDirectory.course_id) as gb:
         return {(s.student.id, nb.name, g.name): g.auto_score

@@ -20,7 +20,7 @@ sandbox it. Two things a submission can do would otherwise cost far more than it
 
 Enable both in ``nbgrader_config.py``::
 
-    from labkit.grading.sandbox import ResilientExecute
+    from labkit.course.execute import ResilientExecute
     c.Autograde.autograde_preprocessors = [ResilientExecute, *rest of nbgrader's list]
     c.LimitedKernelManager.memory_limit_mb = 6144
 

@@ -25,7 +25,7 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .course import ASSIGNMENT, COURSE
+from .release import ASSIGNMENT, COURSE
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,14 @@ def task_stats(assignment: str = ASSIGNMENT, root: Path | str = COURSE, course_i
     """Per-task statistics over all submissions of ``assignment``, lowest mean first."""
     from nbgrader.api import Gradebook
 
-    from .course import _venv_on_path
+    from .release import _venv_on_path
 
     _venv_on_path()
     db = Path(root) / "gradebook.db"
     if not db.exists():
         raise FileNotFoundError(f"{db} not found: run `nbgrader generate_assignment {assignment}` and autograde first")
     if course_id is None:
-        from .course import load_config
+        from .release import load_config
 
         course_id = load_config(root).CourseDirectory.course_id
     scores: dict[tuple[str, str], list] = {}

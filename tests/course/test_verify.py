@@ -1,4 +1,4 @@
-"""labkit.grading.verify: the grader's out-of-kernel re-check of hidden checks, without a kernel.
+"""labkit.course.verify: the grader's out-of-kernel re-check of hidden checks, without a kernel.
 
 A record of right outputs keeps the claimed points; a record of wrong outputs (what a notebook
 that patched the comparisons would produce) is cut to the parts that are really right; no record
@@ -13,7 +13,7 @@ from nbformat import NotebookNode
 
 import labkit.quant as Q
 from labkit.grading.exercises import EXERCISES
-from labkit.grading.verify import (MIME, HiddenCheck, Unsupported, answer_record, decode_value, encode_value,
+from labkit.course.verify import (MIME, HiddenCheck, Unsupported, answer_record, decode_value, encode_value,
                                    hidden_checks, verified_points, verify_cell)
 
 
