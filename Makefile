@@ -11,7 +11,7 @@ NANOVLLM_CPU := nano-vllm-fork==20260210
 # JupyterLab refuses to start as root unless told; containers and CI machines often are root
 ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: lab test setup browser notebooks
+.PHONY: lab test setup system-packages notebooks
 
 setup: $(STAMP)
 
@@ -25,17 +25,22 @@ $(STAMP): pyproject.toml
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(ALLOW_ROOT)
 
-# The browser tests drive Debian's Chromium; as root we install it, otherwise they skip with a reason.
-browser:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+# System packages the tests use, from Debian: chromium (browser tests), bubblewrap (the grading
+# sandbox), postgresql (a real gradebook server). As root we install the missing ones; otherwise the
+# tests that need them skip and say why.
+SYSTEM_PACKAGES := chromium:chromium bwrap:bubblewrap pg_ctl:postgresql
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/$$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "chromium could not be installed: the browser tests will be skipped"; \
-	  else echo "no chromium and not root: the browser tests will be skipped"; fi; \
+	    echo "installing Debian's$$missing for the tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "could not install$$missing: the tests that need them will be skipped"; \
+	  else echo "missing$$missing and not root: the tests that need them will be skipped"; fi; \
 	fi
 
-test: setup browser
+test: setup system-packages
 	$(PY) -m pytest
 
 # Student notebooks: regenerated from the nbgrader source (autograde/source/hw4), never edited by hand.
