@@ -41,11 +41,16 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE (a few sentences; use the numbers
 c.LimitOutput.max_lines = 500
 c.LimitOutput.max_traceback = 200
 
-# --- Grader integrity (labkit.course.execute / sanitize / verify; autograde/INSTRUCTORS.md) ---
+# --- Grader integrity (labkit.course.execute / sandbox / sanitize / verify; autograde/INSTRUCTORS.md) ---
+# Reading: LenientNotebookExporter = a submitted file that is not valid JSON is graded as an empty
+# notebook (0 for it) instead of failing the student's whole assignment.
 # Before running: RestoreCells = nbgrader's OverwriteCells (locked cells' text, deleted test cells
 # back via add_missing_cells) + graded cells back in source order + split cells repaired.
-# Running: ResilientExecute = nbgrader's Execute with a memory-limited kernel that is restarted
-# (cells above replayed) when a submission kills it; only the running cell scores 0.
+# Running: ResilientExecute = nbgrader's Execute with the kernel in the bubblewrap sandbox
+# (labkit.course.sandbox: read-only Python + labkit, a private copy of the student's files, no
+# network, limits below; it refuses to grade where the sandbox cannot start unless
+# LABKIT_UNSAFE_NO_SANDBOX=1), restarted (cells above replayed) when a submission kills or hangs
+# it; only the running cell scores 0. The course's kernel is used whatever the notebook names.
 # After running: VerifyChecks re-grades each hidden check() from its recorded answers in this
 # process, where no notebook code runs: patched comparisons cannot turn wrong into points.
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
@@ -54,13 +59,24 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     SaveAutoGrades)
 
 from labkit.course.execute import ResilientExecute  # noqa: E402
-from labkit.course.sanitize import RestoreCells  # noqa: E402
+from labkit.course.sanitize import LenientNotebookExporter, RestoreCells  # noqa: E402
 from labkit.course.verify import VerifyChecks  # noqa: E402
 
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreCells,
                                       CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [ResilientExecute, VerifyChecks, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-# Address space per kernel (RLIMIT_AS). hw4 kernels peak at ~1.6 GB virtual / 0.3 GB resident.
+c.Autograde.exporter_class = LenientNotebookExporter
+# the sandbox's verdict ({"isolated": ..., "reason": ...}) stays in the autograded notebook's metadata
+c.ClearMetadataPreprocessor.preserve_nb_metadata_mask = {("language_info", "name"), "labkit_sandbox"}
+# Limits per kernel. Address space per process (RLIMIT_AS): hw4 kernels peak at ~1.6 GB virtual /
+# 0.3 GB resident. Processes + threads per sandbox (a fork bomb stops there), CPU seconds per
+# process, open files, largest file written, size of the working directory and of /tmp (each).
 c.LimitedKernelManager.memory_limit_mb = 6144
+c.LimitedKernelManager.max_processes = 256
+c.LimitedKernelManager.cpu_seconds = 3600
+c.LimitedKernelManager.open_files = 1024
+c.LimitedKernelManager.file_mb = 256
+c.LimitedKernelManager.scratch_mb = 512
 c.ResilientExecute.max_kernel_deaths = 3
+c.ResilientExecute.max_output_kb = 2048   # outputs kept per cell (a print loop is cut there)

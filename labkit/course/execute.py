@@ -1,47 +1,62 @@
-"""The grading kernel's fences: a memory ceiling, and a notebook run that survives a dead kernel.
+"""The grading kernel: sandboxed, limited, and a notebook run that survives a dead or hung kernel.
 
-nbgrader runs each submission in a Jupyter kernel with the instructor's privileges; it does not
-sandbox it. Two things a submission can do would otherwise cost far more than its own points:
+nbgrader runs each submission in a Jupyter kernel with the instructor's privileges. Here:
 
-1. **Eat the machine's memory.** ``LimitedKernelManager`` starts the kernel under an address-space
-   limit (``RLIMIT_AS``, set by a tiny exec wrapper before the kernel's first instruction, so
-   every child inherits it). A fill-in that allocates past it gets a ``MemoryError`` in its own
-   cell instead of dragging the grader (and the other students) into the kernel's OOM killer.
-   Worked number: the hw4 kernels peak at about 1.6 GB of *virtual* memory (torch imported,
-   ~0.3 GB resident), so the course's 6 GB ceiling leaves room for honest work and stops a
-   ``np.ones(10**9)`` (8 GB) at once.
-2. **Kill the kernel** (``os._exit``, a segfault through ctypes, the OOM killer). Plain nbgrader
-   then aborts the notebook: no outputs, no grades saved for it, an error at the end of the run.
-   ``ResilientExecute`` (nbgrader's ``Execute`` plus recovery) instead writes a ``KernelDied``
-   error into the cell that was running — that cell scores 0 — starts a fresh kernel, replays the
-   cells above it (outputs discarded; cells that timed out or killed the kernel are not replayed)
-   and goes on. A student who crashes one fill-in loses that fill-in's points only. After
-   ``max_kernel_deaths`` deaths in one notebook, the remaining cells are marked not run.
+1. **Sandbox.** ``LimitedKernelManager`` starts the kernel inside bubblewrap
+   (``labkit.course.sandbox``): it sees a read-only Python environment, a private size-limited
+   working directory holding a copy of the student's own files, a private ``/tmp``, no network,
+   and nothing else of the course. Its ZMQ channels are Unix sockets (jupyter_client's
+   ``transport="ipc"``) in a folder bound into the sandbox, so the network namespace stays closed.
+   The kernel is always the course's Python (the notebook's kernelspec name is ignored: a
+   notebook saved under ``conda-env-hw4-py`` runs the same kernel as everyone else's).
+   Interrupts go as a message on the control channel (a signal would hit bwrap, not the kernel).
+   Where the sandbox cannot start, ``ResilientExecute`` refuses to run (``SandboxUnavailable``,
+   with the reason and the fix) unless ``LABKIT_UNSAFE_NO_SANDBOX=1``; then the kernel runs
+   with the memory limit only, a warning cell opens the notebook and its metadata says so
+   (``labkit_sandbox``: ``{"isolated": false, ...}``).
+2. **Limits** (``SandboxLimits``): address space per process (6 GiB: hw4 kernels peak at about
+   1.6 GB virtual, ~0.3 GB resident, so ``np.ones(10**9)`` fails at once with ``MemoryError``),
+   CPU seconds, processes + threads, open files, size of a written file, size of the working
+   directory and ``/tmp``; and here, in the grader, the bytes of one cell's outputs (a print
+   loop is cut at ``max_output_kb`` instead of filling the grader's memory).
+3. **A dead kernel** (``os._exit``, a segfault through ctypes, the memory limit): plain nbgrader
+   aborts the notebook. ``ResilientExecute`` writes a ``KernelDied`` error into the running
+   cell — that cell scores 0 — starts a fresh kernel, replays the cells above it (outputs
+   discarded; cells that timed out or killed the kernel are not replayed) and goes on. After
+   ``max_kernel_deaths`` deaths, the remaining cells are marked not run.
+4. **A hung kernel.** A cell past ``Execute.timeout`` is interrupted. A loop that ignores
+   SIGINT keeps the kernel busy and every later cell would time out too: after a timeout the
+   kernel must answer a no-op within ``responsive_timeout`` seconds, else it is killed (with
+   everything it started) and treated like a dead kernel — the looping cell scores 0, the rest
+   of the notebook is graded.
 
-Enable both in ``nbgrader_config.py``::
+Enable it in ``nbgrader_config.py``::
 
-    from labkit.course.execute import ResilientExecute
     c.Autograde.autograde_preprocessors = [ResilientExecute, *rest of nbgrader's list]
     c.LimitedKernelManager.memory_limit_mb = 6144
-
-Limits, stated: ``RLIMIT_AS`` is per process (a student who forks many processes multiplies it);
-it is Linux/macOS only (ignored on Windows); no CPU, disk, network or file-system isolation — a
-submission can still read and write whatever the grader's user can. For that, run the grader in a
-container or as an unprivileged user.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
+import os
+import shutil
 import sys
+import tempfile
+import time
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
-from traitlets import Integer
+from nbformat.v4 import new_markdown_cell
+from traitlets import Integer, Unicode
 
 from nbgrader.preprocessors import Execute
+
+from .sandbox import MARKER, UNSAFE_ENV, SandboxLimits, bwrap_version, check_sandbox, sandbox_command, stage_files
 
 # Runs before the kernel: set the ceiling, then become the kernel (exec keeps the pid).
 _WRAPPER = ("import os, resource, sys\n"
@@ -59,16 +74,62 @@ def limited_command(cmd: list[str], memory_limit_mb: int) -> list[str]:
     return [sys.executable, "-c", _WRAPPER, str(int(memory_limit_mb)), *cmd]
 
 
-class LimitedKernelManager(AsyncKernelManager):
-    """An ``AsyncKernelManager`` whose kernels run under ``memory_limit_mb`` of address space."""
+def course_kernel_command(connection_file: str) -> list[str]:
+    """The course's kernel: this Python's ipykernel, whatever kernelspec the notebook names."""
+    return [os.path.abspath(sys.executable), "-m", "ipykernel_launcher", "-f", connection_file,
+            "--HistoryManager.hist_file=:memory:"]
 
-    memory_limit_mb = Integer(6144, help="Address-space limit of each kernel in MiB (0: none).").tag(config=True)
+
+class LimitedKernelManager(AsyncKernelManager):
+    """An ``AsyncKernelManager`` whose kernels run in the grading sandbox, under its limits
+    (``sandboxed = False``: memory limit only, the instructor's explicit opt-out)."""
+
+    memory_limit_mb = Integer(6144, help="Address-space limit of each kernel process in MiB (0: none).").tag(config=True)
+    cpu_seconds = Integer(3600, help="CPU seconds per kernel process (all its threads; 0: none).").tag(config=True)
+    max_processes = Integer(256, help="Processes + threads in one sandbox (0: none).").tag(config=True)
+    open_files = Integer(1024, help="Open files per kernel process (0: none).").tag(config=True)
+    file_mb = Integer(256, help="Largest file a kernel may write, MiB (0: none).").tag(config=True)
+    scratch_mb = Integer(512, help="Size of the sandbox's working directory and of its /tmp, MiB each.").tag(config=True)
+
+    sandboxed = True  # set per run by ResilientExecute (False only under LABKIT_UNSAFE_NO_SANDBOX=1)
+    _sandbox_dir: str | None = None
+
+    def limits(self) -> SandboxLimits:
+        return SandboxLimits(self.memory_limit_mb, self.cpu_seconds, self.max_processes, self.open_files,
+                             self.file_mb, self.scratch_mb)
+
+    async def _async_pre_start_kernel(self, **kw):
+        if self.sandboxed:
+            base = tempfile.gettempdir() if len(tempfile.gettempdir()) < 40 else "/tmp"
+            self._sandbox_dir = tempfile.mkdtemp(prefix="labkit-kernel-", dir=base)
+            channels = os.path.join(self._sandbox_dir, "channels")
+            os.makedirs(channels)
+            os.makedirs(os.path.join(self._sandbox_dir, "files"))
+            self.transport = "ipc"          # Unix sockets: the kernel's network namespace stays closed
+            self.ip = os.path.join(channels, "kernel")
+            self.connection_file = os.path.join(channels, "connection.json")
+            self.kernel_spec.interrupt_mode = "message"  # SIGINT would reach bwrap, not the kernel
+        return await super()._async_pre_start_kernel(**kw)
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
-        import shutil
+        if not self.sandboxed:
+            exe = kernel_cmd[0] if "/" in kernel_cmd[0] else (shutil.which(kernel_cmd[0]) or kernel_cmd[0])
+            await super()._async_launch_kernel(limited_command([exe, *kernel_cmd[1:]], self.memory_limit_mb), **kw)
+            return
+        cwd = os.path.abspath(kw.get("cwd") or os.getcwd())
+        files = os.path.join(self._sandbox_dir, "files")
+        for skipped in stage_files(cwd, files):
+            self.log.warning("not copied into the sandbox: %s", skipped)
+        cmd = sandbox_command(course_kernel_command(self.connection_file), workdir=cwd,
+                              channels=os.path.dirname(self.connection_file), staging=files,
+                              env=kw.get("env"), limits=self.limits())
+        await super()._async_launch_kernel(cmd, **kw)
 
-        exe = kernel_cmd[0] if "/" in kernel_cmd[0] else (shutil.which(kernel_cmd[0]) or kernel_cmd[0])
-        await super()._async_launch_kernel(limited_command([exe, *kernel_cmd[1:]], self.memory_limit_mb), **kw)
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if self._sandbox_dir and not restart:
+            shutil.rmtree(self._sandbox_dir, ignore_errors=True)
+            self._sandbox_dir = None
 
 
 def _error_output(ename: str, text: str) -> NotebookNode:
@@ -76,11 +137,21 @@ def _error_output(ename: str, text: str) -> NotebookNode:
                         traceback=[f"\x1b[0;31m{ename}\x1b[0m: {text}"])
 
 
+UNSAFE_NOTE = ("**Graded without the sandbox** ({env}=1): this notebook's code ran with the grader's "
+               "rights (files, network, processes). The grades are as computed; the instructor chose to "
+               "grade without isolation because: {reason}")
+
+
 class ResilientExecute(Execute):
-    """nbgrader's ``Execute`` with a memory-limited kernel and recovery from a dead kernel."""
+    """nbgrader's ``Execute`` in the grading sandbox, with recovery from a dead or hung kernel."""
 
     max_kernel_deaths = Integer(3, help="Kernel deaths tolerated per notebook before the rest is "
                                         "marked not run.").tag(config=True)
+    responsive_timeout = Integer(10, help="Seconds a kernel has to answer after a cell timed out "
+                                          "before it is killed and restarted.").tag(config=True)
+    max_output_kb = Integer(2048, help="Bytes of outputs kept per cell, KiB (0: no cap).").tag(config=True)
+    # the course's kernel, whatever the submitted notebook's metadata names
+    kernel_name = Unicode("python3", help="Kernel used for every notebook.").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", LimitedKernelManager)
@@ -88,11 +159,46 @@ class ResilientExecute(Execute):
         self._deaths = 0
         self._replaying = False
         self._skip_replay: set[int] = set()
+        self._out_bytes: dict[int, int] = {}
+        self._sandboxed = True
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._sandboxed = check_sandbox()  # raises SandboxUnavailable: refuse rather than grade unsafely
+        LimitedKernelManager.sandboxed = self._sandboxed
+        nb, resources = super().preprocess(nb, resources, km)
+        if self._sandboxed:
+            nb.metadata[MARKER] = {"isolated": True, "tool": bwrap_version(), "reason": ""}
+        else:
+            from .sandbox import sandbox_problem
+
+            reason = sandbox_problem() or "the sandbox was available but switched off"
+            nb.metadata[MARKER] = {"isolated": False, "tool": None, "reason": f"{UNSAFE_ENV}=1; {reason}"}
+            nb.cells.insert(0, new_markdown_cell(UNSAFE_NOTE.format(env=UNSAFE_ENV, reason=reason)))
+        return nb, resources
 
     def reset_execution_trackers(self) -> None:
         super().reset_execution_trackers()
         self._deaths = 0
         self._skip_replay = set()
+        self._out_bytes = {}
+
+    def output(self, outs, msg, display_id, cell_index):
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is None or self.max_output_kb <= 0:
+            return out
+        size = len(json.dumps(out, default=str))
+        total = self._out_bytes.get(cell_index, 0) + size
+        self._out_bytes[cell_index] = total
+        cap = self.max_output_kb * 1024
+        if total > cap:
+            if outs and outs[-1] is out:
+                outs.pop()
+            if total - size <= cap:  # the first output past the cap: say so once
+                outs.append(NotebookNode(output_type="stream", name="stdout",
+                                         text=f"\n[output cut by the grader: this cell printed more than "
+                                              f"{self.max_output_kb} KiB]\n"))
+            return None
+        return out
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
         if self._replaying:
@@ -103,26 +209,57 @@ class ResilientExecute(Execute):
             return cell
         try:
             cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        except CellTimeoutError:  # no idle after the interrupt (nbclient's IOPub timeout): SIGINT ignored?
+            cell.outputs = list(cell.get("outputs", [])) + [_error_output(
+                "CellTimeoutError", f"this cell ran longer than the time limit ({self.timeout} s)")]
+            self._skip_replay.add(cell_index)
+            if not await self._responsive():
+                await self._lose_kernel(cell, cell_index, "kernel still busy after the interrupt", self._hung_note())
+            return cell
         except (DeadKernelError, RuntimeError) as exc:
             if not isinstance(exc, DeadKernelError) and "died" not in str(exc).lower():
                 raise
-            self._deaths += 1
-            self._skip_replay.add(cell_index)
-            self.log.warning("kernel died in cell %d (%s); restarting and replaying the cells above", cell_index, exc)
-            cell.outputs = list(cell.get("outputs", [])) + [_error_output(
+            await self._lose_kernel(cell, cell_index, f"kernel died ({exc})", _error_output(
                 "KernelDied", "the kernel died while running this cell (os._exit, a crash, or the memory "
                 "limit): this cell scores 0. The grader restarted the kernel, re-ran the cells above and "
-                "went on with the rest of the notebook.")]
-            self.nb.cells[cell_index] = cell
-            if self._deaths <= self.max_kernel_deaths:
-                await self._restart_and_replay(cell_index)
+                "went on with the rest of the notebook."))
             return cell
         if any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
             self._skip_replay.add(cell_index)
+            if not await self._responsive():
+                await self._lose_kernel(cell, cell_index, "kernel still busy after the interrupt", self._hung_note())
         return cell
 
+    @staticmethod
+    def _hung_note() -> NotebookNode:
+        return _error_output("KernelHung", "this cell kept running after the time limit and ignored the interrupt "
+                             "(SIGINT): the grader stopped its kernel. This cell scores 0; the kernel was restarted, "
+                             "the cells above re-run, and the rest of the notebook graded.")
+
+    async def _responsive(self) -> bool:
+        """After an interrupt: does the kernel answer a no-op within ``responsive_timeout`` s?"""
+        msg_id = self.kc.execute("pass", silent=True, store_history=False)
+        deadline = time.monotonic() + self.responsive_timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await self.kc.shell_channel.get_msg(timeout=left)
+            except (asyncio.TimeoutError, Exception):
+                return False
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return True
+        return False
+
+    async def _lose_kernel(self, cell, cell_index: int, why: str, note: NotebookNode) -> None:
+        self._deaths += 1
+        self._skip_replay.add(cell_index)
+        self.log.warning("cell %d: %s; restarting and replaying the cells above", cell_index, why)
+        cell.outputs = list(cell.get("outputs", [])) + [note]
+        self.nb.cells[cell_index] = cell
+        if self._deaths <= self.max_kernel_deaths:
+            await self._restart_and_replay(cell_index)
+
     async def _restart_and_replay(self, upto: int) -> None:
-        await self._async_cleanup_kernel()
+        await self._async_cleanup_kernel()  # a hung kernel is killed after jupyter_client's shutdown_wait_time
         self.km = self.create_kernel_manager()
         await self.async_start_new_kernel()
         await self.async_start_new_kernel_client()

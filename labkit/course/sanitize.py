@@ -21,14 +21,27 @@ subclass):
    Here a missing cell goes after the nearest earlier id'd cell that is present (or first), so an
    empty notebook simply scores 0.
 
+4. **Unreadable file.** A submitted ``.ipynb`` that is not valid JSON (a truncated upload) makes
+   nbgrader fail the student's *whole* assignment. ``LenientNotebookExporter`` (the autograder's
+   ``exporter_class``) reads it as an empty notebook with one note saying why: ``RestoreCells``
+   then re-inserts the graded cells, that notebook scores 0, the student's other notebooks are
+   graded as usual — under plain ``nbgrader autograde`` as under ``labkit grade``.
+
 Worked example: cells ``[setup, test_q, helper, q, md]`` with source order ``[setup, q, test_q]``
 become ``[setup, helper, q, test_q, md]``: ``test_q`` now runs after ``q`` (and its helper) exist.
 """
 
 from __future__ import annotations
 
+import nbformat
+from nbconvert.exporters import NotebookExporter
+from nbformat.v4 import new_markdown_cell, new_notebook
 from nbgrader import utils
 from nbgrader.preprocessors import OverwriteCells
+
+UNREADABLE_NOTE = ("**This file could not be read as a notebook** ({why}). It was graded as an empty "
+                   "notebook: 0 points for it; your other notebooks were graded as usual. Check that the "
+                   "upload was complete (open the file in JupyterLab) and ask your instructor.")
 
 
 def _gid(cell) -> str | None:
@@ -93,3 +106,20 @@ class RestoreCells(OverwriteCells):
             earlier = [present[p] for p in source_ids[:source_ids.index(gid)] if p in present]
             nb.cells.insert(max(earlier) + 1 if earlier else 0, cell)
         return nb, resources
+
+
+class LenientNotebookExporter(NotebookExporter):
+    """The autograder's exporter: a file that is not a valid notebook becomes an empty notebook
+    carrying one note (``UNREADABLE_NOTE``) instead of an exception that fails the student."""
+
+    def from_file(self, file_stream, resources=None, **kw):
+        try:
+            nb = nbformat.reads(file_stream.read(), as_version=4)
+            if not isinstance(nb.get("cells"), list):
+                raise ValueError("no list of cells")
+        except Exception as exc:  # NotJSONError, a JSON that is no notebook, bad encoding
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+            self.log.warning("%s is not a valid notebook (%s): grading it as empty", resources and
+                             resources.get("metadata", {}).get("name"), why)
+            nb = new_notebook(cells=[new_markdown_cell(UNREADABLE_NOTE.format(why=why))])
+        return self.from_notebook_node(nb, resources, **kw)

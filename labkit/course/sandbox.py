@@ -1,0 +1,254 @@
+"""The grading sandbox: each student's kernel runs in bubblewrap and reaches only its own notebook.
+
+nbgrader runs a submission's code as the grader's user, in the course folder: without a fence it
+can read ``source/`` (solutions, hidden tests), rewrite ``gradebook.db``, read other students'
+submissions, patch labkit's own files (installed editable), use the network and leave processes
+behind. Here the kernel is started by ``bwrap`` (Debian package ``bubblewrap``: Linux namespaces,
+no daemon, no root needed where unprivileged user namespaces are allowed) in a fresh file system:
+
+=============================  ==============================================================
+inside the sandbox             what it is
+=============================  ==============================================================
+``/usr``, ``/etc`` (a few)     the system, read-only (``/etc``: only what the loader and
+                               Python need — no ``passwd``, ``shadow`` or ssh keys)
+Python, the venv, ``labkit/``  read-only binds at their real paths (labkit is installed
+``data/``, the model cache     editable, so its source tree must be read-only in here)
+the working directory          a size-limited tmpfs at the notebook's own folder holding a copy
+                               of the student's files there (never the notebooks, which hold
+                               the hidden tests after sanitizing)
+``/tmp``, ``$HOME``            a private size-limited tmpfs
+the kernel's channels          ZMQ over Unix sockets (``transport="ipc"``) in a private folder
+                               bound read-write: the only way in or out
+=============================  ==============================================================
+
+Everything else of the machine — the rest of the course folder, the instructor's home,
+``nbgrader_config.py``, other students — does not exist in there: ``open`` fails with
+``FileNotFoundError`` (or ``OSError: Read-only file system`` on a read-only bind) inside the
+student's cell, and the notebook goes on. New namespaces: user (limits count per sandbox),
+PID (when the kernel ends, every process it started is killed with it), network (only a
+loopback of its own: a socket to 127.0.0.1 reaches nothing of the host, any other address is
+unreachable), IPC, UTS. ``--die-with-parent``: if the grader dies, so does the sandbox;
+``--new-session``: no access to the grader's terminal.
+
+Limits per kernel (``SandboxLimits``), set by a small boot script inside the sandbox before the
+kernel's first instruction: address space (``RLIMIT_AS``), CPU seconds (``RLIMIT_CPU``),
+processes + threads (``RLIMIT_NPROC``, counted per sandbox thanks to its user namespace), open
+files (``RLIMIT_NOFILE``), largest file written (``RLIMIT_FSIZE``), and the size of the two
+tmpfs (the working directory and ``/tmp``). Worked number: a fork bomb stops at 256 tasks with
+``BlockingIOError: [Errno 11] Resource temporarily unavailable`` in the student's cell; a
+``while True: f.write(b"x" * 2**20)`` stops at 512 MiB with ``No space left on device``.
+
+Not isolated (stated in autograde/INSTRUCTORS.md): the kernel shares the machine's CPU and
+memory bandwidth (timing side channels, ``check_bench`` numbers), reads ``/sys`` and
+``/proc`` of its own namespace, and sees the Python environment (not secret). Where ``bwrap``
+cannot start (not installed, user namespaces disabled), ``sandbox_problem`` says why; grading
+then refuses to start unless the instructor sets ``LABKIT_UNSAFE_NO_SANDBOX=1`` (see
+``unsafe_opt_out``), and every autograded notebook then carries ``UNSAFE_MARKER``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+UNSAFE_ENV = "LABKIT_UNSAFE_NO_SANDBOX"
+# notebook metadata key written by ResilientExecute on every autograded notebook:
+# {"isolated": bool, "tool": "bwrap 0.8.0" | None, "reason": str}
+MARKER = "labkit_sandbox"
+
+# Where the sandbox's own files appear inside it (not a path of the host).
+STAGING = "/run/labkit/files"
+
+# /etc entries the dynamic loader, Python and numpy/torch need; nothing with secrets.
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "nsswitch.conf", "hosts",
+       "alternatives", "os-release", "mime.types")
+# variables of the grader's environment that may reach the kernel (all others are dropped:
+# a database URL or a token in the grader's environment must not be readable by a student)
+ENV_KEEP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS", "TORCH_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE",
+            "TRANSFORMERS_OFFLINE", "PYTHONHASHSEED", "MPLBACKEND", "PYDEVD_DISABLE_FILE_VALIDATION")
+# (not JPY_PARENT_PID: in the PID namespace the kernel's parent is pid 1, which ipykernel
+# would take for "my parent died" and exit)
+ENV_KEEP_PREFIX = ("LABKIT_",)
+GPU_DEVICES = ("/dev/nvidia0", "/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools",
+               "/dev/nvidia-modeset", "/dev/dri")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bwrap cannot start here; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Per-kernel limits (0: that limit off). ``memory_mb`` is per process (address space)."""
+
+    memory_mb: int = 6144
+    cpu_seconds: int = 3600
+    processes: int = 256
+    open_files: int = 1024
+    file_mb: int = 256
+    scratch_mb: int = 512
+
+
+def unsafe_opt_out() -> bool:
+    """True when the instructor chose to grade without the sandbox (``LABKIT_UNSAFE_NO_SANDBOX=1``)."""
+    return os.environ.get(UNSAFE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_version() -> str | None:
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return None
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+    return out.stdout.strip() or "bwrap"
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_problem() -> str | None:
+    """None when a bwrap sandbox with new user, PID and network namespaces starts here, else one
+    paragraph saying why not and how to fix it (or how to opt out)."""
+    fix = (f"Fix it, or grade without isolation (student code can then read the solutions and write "
+           f"the gradebook) by setting {UNSAFE_ENV}=1 (`labkit grade --unsafe-no-sandbox`); every "
+           f"feedback page and the grade report then say so. See autograde/INSTRUCTORS.md, 'Sandbox'.")
+    if not sys.platform.startswith("linux"):
+        return f"the grading sandbox (bubblewrap) needs Linux; this is {sys.platform}. " + fix
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return ("the grading sandbox needs bubblewrap, which is not installed: "
+                "`sudo apt-get install bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`. " + fix)
+    probe = [exe, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--die-with-parent",
+             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+    try:
+        out = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not be run ({exc}). " + fix
+    if out.returncode != 0:
+        return (f"bubblewrap is installed but cannot create a sandbox here: {out.stderr.strip()[:300]!r}. "
+                "User namespaces are probably disabled: `sysctl kernel.unprivileged_userns_clone=1` (Debian), "
+                "`sysctl kernel.apparmor_restrict_unprivileged_userns=0` (Ubuntu 24.04+), or in a container "
+                "run it with user namespaces allowed (e.g. docker's --security-opt seccomp=unconfined). " + fix)
+    return None
+
+
+def check_sandbox() -> bool:
+    """True when kernels will be sandboxed, False when the instructor opted out; raises
+    ``SandboxUnavailable`` (with the reason and the fix) when neither holds."""
+    if unsafe_opt_out():
+        return False
+    problem = sandbox_problem()
+    if problem:
+        raise SandboxUnavailable("refusing to grade: " + problem)
+    return True
+
+
+def _python_roots() -> list[str]:
+    """Read-only folders the kernel's Python needs: the interpreter's installation, the venv, and
+    labkit's source tree (an editable install lives outside site-packages)."""
+    import labkit
+
+    roots = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), os.path.abspath(sys.prefix),
+             str(Path(labkit.__file__).resolve().parent)}
+    return sorted(r for r in roots if os.path.isdir(r) and r not in ("/usr", "/"))
+
+
+def _data_roots() -> list[str]:
+    """labkit's data files (repository's ``data/``) and the model cache, read-only when present."""
+    import labkit
+    from labkit.models.smollm2 import cache_dir
+
+    found = [Path(labkit.__file__).resolve().parents[1] / "data", cache_dir().resolve()]
+    return [str(p) for p in found if p.is_dir()]
+
+
+def boot_script() -> str:
+    """The program run inside the sandbox before the kernel: copy the staged files into the
+    working directory, set the limits, then become the kernel (exec keeps the pid)."""
+    return (
+        "import os, resource, shutil, sys\n"
+        "staging, limits, cmd = sys.argv[1], [int(v) for v in sys.argv[2].split(',')], sys.argv[3:]\n"
+        "if os.path.isdir(staging):\n"
+        "    for name in os.listdir(staging):\n"
+        "        src = os.path.join(staging, name)\n"
+        "        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(os.getcwd(), name))\n"
+        "for d in ('HOME', 'MPLCONFIGDIR', 'IPYTHONDIR', 'JUPYTER_RUNTIME_DIR'):\n"
+        "    os.makedirs(os.environ[d], exist_ok=True)\n"
+        "mb = 2**20\n"
+        "for res, value in zip((resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_NPROC,\n"
+        "                       resource.RLIMIT_NOFILE, resource.RLIMIT_FSIZE),\n"
+        "                      (limits[0] * mb, limits[1], limits[2], limits[3], limits[4] * mb)):\n"
+        "    if value > 0:\n"
+        "        resource.setrlimit(res, (value, value))\n"
+        "fd = os.open(os.devnull, os.O_WRONLY)\n"
+        "os.dup2(fd, 1)   # the kernel's banner; cell output goes through the channels\n"
+        "os.execv(cmd[0], cmd)\n")
+
+
+def sandbox_command(cmd: list[str], *, workdir: str, channels: str, staging: str | None = None,
+                    env: dict[str, str] | None = None, limits: SandboxLimits = SandboxLimits(),
+                    extra_ro: tuple[str, ...] = ()) -> list[str]:
+    """``cmd`` (absolute path first) wrapped in bwrap.
+
+    ``workdir``: the kernel's working directory (a fresh tmpfs there, filled from ``staging``, a
+    host folder bound read-only); ``channels``: a host folder bound read-write at the same path
+    (the kernel's connection file and Unix sockets); ``env``: the kernel's environment before
+    filtering (only ``ENV_KEEP`` names and ``LABKIT_*`` pass)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        raise SandboxUnavailable(sandbox_problem() or "bwrap not found")
+    env = dict(os.environ if env is None else env)
+    args = [exe, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "grader",
+            "--proc", "/proc", "--dev", "/dev", "--ro-bind-try", "/sys", "/sys"]
+    for name in ("usr", "bin", "lib", "lib64", "sbin"):
+        path = "/" + name
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for name in ETC:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    for root in [*_python_roots(), *_data_roots(), *extra_ro]:
+        args += ["--ro-bind", root, root]
+    for dev in GPU_DEVICES:
+        args += ["--dev-bind-try", dev, dev]
+    home = "/tmp/home"
+    args += ["--size", str(limits.scratch_mb * 2**20), "--tmpfs", "/tmp",
+             "--size", str(limits.scratch_mb * 2**20), "--tmpfs", workdir,
+             "--bind", channels, channels]
+    if staging:
+        args += ["--ro-bind", staging, STAGING]
+    args += ["--remount-ro", "/", "--chdir", workdir, "--clearenv"]
+    kept = {k: v for k, v in env.items() if k in ENV_KEEP or k.startswith(ENV_KEEP_PREFIX)}
+    from labkit.models.smollm2 import cache_dir
+
+    kept.update(HOME=home, USER="student", LOGNAME="student", TMPDIR="/tmp", MPLCONFIGDIR="/tmp/matplotlib",
+                IPYTHONDIR="/tmp/ipython", JUPYTER_RUNTIME_DIR="/tmp/jupyter", LABKIT_CACHE=str(cache_dir().resolve()),
+                PATH=os.pathsep.join([os.path.dirname(os.path.abspath(sys.executable)), "/usr/bin", "/bin"]))
+    kept.pop(UNSAFE_ENV, None)
+    for key, value in sorted(kept.items()):
+        args += ["--setenv", key, value]
+    numbers = ",".join(str(v) for v in (limits.memory_mb, limits.cpu_seconds, limits.processes,
+                                         limits.open_files, limits.file_mb))
+    return [*args, "--", cmd[0], "-c", boot_script(), STAGING, numbers, *cmd]
+
+
+def stage_files(cwd: str, dest: str, max_mb: int = 64) -> list[str]:
+    """Copy the student's own files in ``cwd`` (not notebooks: after sanitizing they hold the
+    hidden tests; not folders of the course) into ``dest``; returns what was left out, with why."""
+    skipped, total = [], 0
+    for entry in sorted(os.scandir(cwd), key=lambda e: e.name):
+        if entry.name.endswith(".ipynb") or entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+            continue
+        size = entry.stat().st_size
+        if total + size > max_mb * 2**20:
+            skipped.append(f"{entry.name} (over {max_mb} MiB of files)")
+            continue
+        shutil.copy(entry.path, os.path.join(dest, entry.name))
+        total += size
+    return skipped
