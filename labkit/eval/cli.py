@@ -12,24 +12,25 @@ prints, on stdout and nothing else, e.g.
 relative weight error. ``--scheme none`` is the unquantized baseline. Progress bars and messages go
 to stderr. Without ``--json`` a short human-readable summary is printed instead.
 
-Exit codes: 0 success, 2 bad arguments or missing model/data (with a message saying what to do),
-3 a quantization that changed nothing (refused as a result).
+Exit codes (``labkit.cli_common.EXIT_CODES``, the same for every subcommand): 0 success, 2 bad
+arguments or missing model/data (with a message saying what to do), 3 a quantization that changed
+nothing (refused as a result). The model/runtime options (--model, --device, --dtype,
+--include-lm-head, --threads, --seed) are ``labkit.cli_common.add_model_options``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from .runner import TASKS, EvalConfig, NoOpQuantizationError
+from ..cli_common import add_model_options, resolve_runtime
+from .runner import TASKS, EvalConfig
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``labkit eval`` and ``labkit sweep``: model, data and protocol."""
-    parser.add_argument("--model", default="default",
-                        help="'default' (SmolLM2-135M-Instruct, fetched once), a local HF folder, a hub id "
-                             "(e.g. Qwen/Qwen3-1.7B) or tiny-qwen3/tiny-qwen2/tiny-llama (random, for tests)")
+    """Options shared by ``labkit eval`` and ``labkit sweep``: model and runtime (``cli_common``), data
+    and protocol."""
+    add_model_options(parser, include_lm_head=False)
     parser.add_argument("--data-file", default=None,
                         help="text file for ppl/kld (default: the lab's own English text in data/text/)")
     parser.add_argument("--text", default="lab",
@@ -47,13 +48,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq-len", type=int, default=512, help="perplexity window length (default 512)")
     parser.add_argument("--max-tokens", type=int, default=8192, help="use the first N tokens of the text (default 8192)")
     parser.add_argument("--batch-size", type=int, default=1, help="perplexity windows per forward pass")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                        help="dtype the model is loaded and run in (default float32)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--include-lm-head", action="store_true", help="quantize the lm_head too")
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """The ``EvalConfig`` the options describe; resolves device/dtype "auto" and applies threads/seed."""
+    resolve_runtime(args)
     return EvalConfig(
         model=args.model, text=args.data_file or args.text, mmlu=args.mmlu, seq_len=args.seq_len,
         max_tokens=args.max_tokens, subjects=args.subjects.split(",") if args.subjects else None,
@@ -90,27 +89,18 @@ def _summary(row: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.loader import ModelNotFoundError
+    """Errors propagate; ``labkit.cli.main`` maps them to exit codes (``labkit.cli_common``)."""
     from .runner import Evaluator
 
-    try:
-        if args.scheme != "none":
-            from ..schemes import get_scheme
+    if args.scheme != "none":
+        from ..schemes import get_scheme, with_alpha
 
-            scheme = get_scheme(args.scheme)  # unknown name → the list of known ones, before loading anything
-            if args.alpha is not None:
-                from ..models.w8a8_schemes import with_alpha
-
-                args.scheme = with_alpha(scheme, args.alpha).name
-        elif args.alpha is not None:
-            raise ValueError("--alpha applies to SmoothQuant schemes (smoothquant-int8, smoothquant-fp8), not to none")
-        evaluator = Evaluator(config_from_args(args))
-        row = evaluator.run(args.scheme, args.mode, [args.task])[0]
-    except NoOpQuantizationError as err:
-        print(f"labkit eval: error: {err}", file=sys.stderr)
-        return 3
-    except (ModelNotFoundError, FileNotFoundError, ImportError, ValueError) as err:
-        print(f"labkit eval: error: {err}", file=sys.stderr)
-        return 2
+        scheme = get_scheme(args.scheme)  # unknown name → the list of known ones, before loading anything
+        if args.alpha is not None:
+            args.scheme = with_alpha(scheme, args.alpha).name
+    elif args.alpha is not None:
+        raise ValueError("--alpha applies to SmoothQuant schemes (smoothquant-int8, smoothquant-fp8), not to none")
+    evaluator = Evaluator(config_from_args(args))
+    row = evaluator.run(args.scheme, args.mode, [args.task])[0]
     print(json.dumps(row) if args.json else _summary(row), flush=True)
     return 0

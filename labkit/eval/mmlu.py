@@ -40,26 +40,10 @@ from typing import Mapping, Sequence
 
 import torch
 
+from ..data import LETTERS, MMLUQuestion  # noqa: F401 - part of this module's API
 from .progress import progress
 
-LETTERS = ("A", "B", "C", "D")
 SCORINGS = ("letter", "cloze")
-
-
-@dataclass(frozen=True)
-class MMLUQuestion:
-    """One question: four ``choices`` and the correct letter ``answer`` ("A".."D")."""
-
-    question: str
-    choices: tuple[str, str, str, str]
-    answer: str
-    subject: str = ""
-
-    def __post_init__(self):
-        if len(self.choices) != 4:
-            raise ValueError(f"an MMLU question has 4 choices, got {len(self.choices)}: {self.question[:60]!r}")
-        if self.answer not in LETTERS:
-            raise ValueError(f"answer must be one of A, B, C, D, got {self.answer!r}: {self.question[:60]!r}")
 
 
 @dataclass(frozen=True)

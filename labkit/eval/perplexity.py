@@ -28,6 +28,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from ..data import tokenize_corpus  # noqa: F401 - part of this module's API
 from .progress import progress
 
 
@@ -40,19 +41,6 @@ class PerplexityResult:
     tokens: int
     windows: int
     seq_len: int
-
-
-def tokenize_corpus(texts: str | Sequence[str], tokenizer, max_tokens: int | None = None) -> torch.Tensor:
-    """Join ``texts`` with "\\n\\n", tokenize once, keep the first ``max_tokens`` ids. Returns (n,) int64."""
-    text = texts if isinstance(texts, str) else "\n\n".join(texts)
-    if not text.strip():
-        raise ValueError("the perplexity text is empty: expected at least a few hundred words of text")
-    ids = tokenizer(text, return_tensors="pt").input_ids[0]
-    if max_tokens is not None:
-        if max_tokens < 2:
-            raise ValueError(f"max_tokens must be ≥ 2, got {max_tokens}")
-        ids = ids[:max_tokens]
-    return ids.to(torch.long)
 
 
 def make_windows(ids: torch.Tensor, seq_len: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ same tokens, and returns one flat result row per task — what ``labkit eval`` p
 The guard against results that are not results. Two students reported SmoothQuant rows identical to
 the bf16 baseline "to the last digit": the quantization never ran. Here, before any task runs, the
 quantized model's logits on a probe (the first window, up to 64 tokens) are compared with the
-baseline's; bitwise equality raises ``NoOpQuantizationError``. A perplexity exactly equal to the
+baseline's; bitwise equality raises ``labkit.errors.NoOpQuantizationError``. A perplexity exactly equal to the
 baseline's is refused the same way. ``quantize_model`` itself also refuses to change no weight.
 """
 
@@ -23,16 +23,13 @@ from typing import Any, Sequence
 
 import torch
 
-from .data import MMLUData, load_mmlu, load_ppl_text
+from ..data import MMLUData, load_mmlu, load_ppl_text, tokenize_corpus
+from ..errors import NoOpQuantizationError
 from .kld import KLDReference, kld, kld_reference
 from .mmlu import mmlu_accuracy
-from .perplexity import make_windows, perplexity_of_windows, tokenize_corpus
+from .perplexity import make_windows, perplexity_of_windows
 
 TASKS = ("ppl", "kld", "mmlu")
-
-
-class NoOpQuantizationError(RuntimeError):
-    """A quantized model produced exactly the baseline's outputs: the quantization did not run."""
 
 
 @dataclass

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .cli import add_common_arguments, config_from_args
-from .runner import TASKS, NoOpQuantizationError
+from .runner import TASKS
 
 DEFAULT_SCHEMES = ("int8-tensor", "int8-row", "int8-group128", "fp8-tensor", "fp8-row", "fp8-group128")
 
@@ -134,39 +134,31 @@ def plot(lines: list[dict], key: str, out_png: Path, title: str, log: bool = Fal
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.loader import ModelNotFoundError
     from .runner import Evaluator
 
     schemes = [s for s in args.schemes.split(",") if s and s != "none"]
     modes = [m for m in args.modes.split(",") if m]
     tasks = [t for t in args.tasks.split(",") if t]
     out = Path(args.out)
-    try:
-        bad = [t for t in tasks if t not in TASKS]
-        if bad:
-            raise ValueError(f"unknown task(s) {bad}; known tasks: {', '.join(TASKS)}")
-        from ..schemes import get_scheme
+    bad = [t for t in tasks if t not in TASKS]
+    if bad:
+        raise ValueError(f"unknown task(s) {bad}; known tasks: {', '.join(TASKS)}")
+    from ..schemes import get_scheme
 
-        for s in schemes:
-            get_scheme(s)
-        config = config_from_args(args)
-        evaluator = Evaluator(config)
-        out.mkdir(parents=True, exist_ok=True)
-        rows: list[dict] = []
-        grid = [("none", "none")] + [(s, m) for s in schemes for m in modes]
-        with open(out / "results.jsonl", "a") as jsonl:
-            for k, (scheme, mode) in enumerate(grid, 1):
-                print(f"[labkit sweep] {k}/{len(grid)}: {scheme} ({mode})", file=sys.stderr, flush=True)
-                for row in evaluator.run(scheme, mode, tasks):
-                    jsonl.write(json.dumps(row) + "\n")
-                    jsonl.flush()
-                    rows.append(row)
-    except NoOpQuantizationError as err:
-        print(f"labkit sweep: error: {err}", file=sys.stderr)
-        return 3
-    except (ModelNotFoundError, FileNotFoundError, ImportError, ValueError) as err:
-        print(f"labkit sweep: error: {err}", file=sys.stderr)
-        return 2
+    for s in schemes:
+        get_scheme(s)
+    config = config_from_args(args)
+    evaluator = Evaluator(config)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    grid = [("none", "none")] + [(s, m) for s in schemes for m in modes]
+    with open(out / "results.jsonl", "a") as jsonl:
+        for k, (scheme, mode) in enumerate(grid, 1):
+            print(f"[labkit sweep] {k}/{len(grid)}: {scheme} ({mode})", file=sys.stderr, flush=True)
+            for row in evaluator.run(scheme, mode, tasks):
+                jsonl.write(json.dumps(row) + "\n")
+                jsonl.flush()
+                rows.append(row)
     lines = summarize(rows)
     how = (f"model `{config.model}` ({config.dtype}, {config.device}); text `{config.text}`, seq_len "
            f"{config.seq_len}, first {config.max_tokens} tokens; MMLU `{config.mmlu}` {config.shots}-shot "

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import NoOpQuantizationError
 from ..models.calibration import ActivationStats, calibrate
 from ..models.layer_maps import linear_names
 from ..models.w8a8 import quantize_w8a8
@@ -45,7 +46,7 @@ def _stats(model, calibration) -> ActivationStats:
 
 def _differs(name: str, value: float, baseline: float) -> None:
     if value == baseline:
-        raise RuntimeError(f"{name}: perplexity {value!r} equals the baseline's to the last digit — "
+        raise NoOpQuantizationError(f"{name}: perplexity {value!r} equals the baseline's to the last digit — "
                            "the quantization did not run (check the conversion report)")
 
 

@@ -9,7 +9,6 @@ prints that folder on stdout. Idempotent: when the model is already there it onl
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,12 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """A failed fetch raises; ``labkit.cli.main`` maps it to exit code 2 and one line on stderr."""
     from .smollm2 import fetch_default_model
 
-    try:
-        folder = fetch_default_model(force=args.force)
-    except RuntimeError as err:
-        print(f"labkit fetch-model: error: {err}", file=sys.stderr)
-        return 1
-    print(folder)
+    print(fetch_default_model(force=args.force))
     return 0

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import NoOpQuantizationError
 from ..nn.w8a8 import W8A8Linear, _w8a8_format
 from .calibration import ActivationStats, calibrate
 from .layer_maps import layer_map, linear_names
@@ -98,7 +99,7 @@ def _as_stats(model: nn.Module, calibration) -> ActivationStats:
 def _guard(backend: str, base: nn.Module, new: nn.Module, probe: torch.Tensor | None) -> float:
     n = count_act_quantized(new)
     if n == 0:
-        raise RuntimeError(
+        raise NoOpQuantizationError(
             f"{backend}: after conversion no linear quantizes its activations — the quantization did not run. "
             "Check the module filter (decoder linears q/k/v/o, gate/up/down) and that convert was called."
         )
@@ -108,7 +109,7 @@ def _guard(backend: str, base: nn.Module, new: nn.Module, probe: torch.Tensor | 
     ids = probe.reshape(1, -1)[:, :32].to(device)
     change = float((new(ids).logits.float() - base(ids).logits.float()).abs().max())
     if not change > 0:
-        raise RuntimeError(f"{backend}: the converted model gives exactly the baseline's logits; nothing was quantized")
+        raise NoOpQuantizationError(f"{backend}: the converted model gives exactly the baseline's logits; nothing was quantized")
     return change
 
 

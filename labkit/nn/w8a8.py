@@ -43,8 +43,7 @@ from torch import nn
 from ..quant.formats import Format, get_format
 from ..quant.granularity import PerRow, PerToken
 from ..quant.primitives import choose_qparams, quantize
-
-W8A8_FORMATS = ("int8", "fp8_e4m3")
+from ..schemes import W8A8_FORMATS
 
 
 def _w8a8_format(fmt: str | Format) -> Format:

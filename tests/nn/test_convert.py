@@ -225,3 +225,85 @@ def test_against_torchao_int8_weight_only(model, ids, granularity, scheme):
     err_ao = ((logits_ao - logits_ref).norm() / logits_ref.norm()).item()
     err_us = ((logits_us - logits_ref).norm() / logits_ref.norm()).item()
     assert 0.5 < err_us / err_ao < 2.0, f"labkit {err_us:.2e} vs torchao {err_ao:.2e}: same-sized errors expected"
+
+
+class _StudentInt8(nn.Module):
+    """A student's own quantized linear: int8 codes + one float32 scale per row, no dequantized_weight()."""
+
+    def __init__(self, lin: nn.Linear):
+        super().__init__()
+        w = lin.weight.detach()
+        self.register_buffer("scale", w.abs().amax(dim=1, keepdim=True) / 127)
+        self.register_buffer("codes", torch.round(w / self.scale).to(torch.int8))
+        self.bias = None if lin.bias is None else nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x):
+        y = x @ (self.codes.float() * self.scale).T
+        return y if self.bias is None else y + self.bias
+
+
+def test_a_students_quantizer_is_measured_by_probing(model):
+    calls = []
+
+    def factory(linear, scheme, mode):
+        calls.append((tuple(linear.weight.shape), scheme.name, mode))
+        return _StudentInt8(linear)
+
+    ours = quantize_model(model, "int8-row", "real")
+    theirs = quantize_model(model, "int8-row", "real", quantizer=factory)
+    assert len(calls) == 14 and calls[0][1:] == ("int8-row", "real")
+    assert all(isinstance(theirs.model.get_submodule(n), _StudentInt8) for n in theirs.report.layers)
+    # the same rounding as labkit's int8-row: the probed weight error equals the dequantized one
+    for name, err in ours.report.errors.items():
+        assert theirs.report.errors[name] == pytest.approx(err, rel=1e-4, abs=1e-7)
+    # int8 codes + (out, 1) float32 scales: about a quarter of the float32 bytes
+    assert theirs.report.bytes_after == ours.report.bytes_after
+    assert 0.25 < theirs.report.bytes_after / theirs.report.bytes_before < 0.27
+
+
+def test_probe_by_hand_and_bias_excluded():
+    lin = nn.Linear(4, 2, bias=True)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.27, -0.5, 0.004, 0.0], [0.1, 0.2, -0.3, 0.05]]))
+    report = quantize_model(nn.Sequential(lin), "int8-row", quantizer=lambda l, s, m: _StudentInt8(l)).report
+    assert report.bytes_before == 32 and report.bytes_after == 8 + 2 * 4  # codes + scales, bias not counted
+    s = 0.3 / 127  # row 0: 0.004 → 0 (scale 0.01); row 1 codes 42, 85, -127, 21
+    w_hat = torch.tensor([[1.27, -0.5, 0.0, 0.0], [42 * s, 85 * s, -127 * s, 21 * s]])
+    expected = float((lin.weight.detach() - w_hat).norm() / lin.weight.detach().norm())
+    assert report.errors["0"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_quantizer_that_returns_the_float_layer_is_a_noop():
+    from labkit.errors import NoOpQuantizationError
+
+    net = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(NoOpQuantizationError, match="changes nothing"):
+        quantize_model(net, "int8-row", quantizer=lambda linear, scheme, mode: copy_of(linear))
+
+
+def copy_of(linear):
+    import copy
+
+    return copy.deepcopy(linear)
+
+
+def test_quantizer_contract_errors():
+    net = nn.Sequential(nn.Linear(8, 4))
+    with pytest.raises(TypeError, match="must return an nn.Module"):
+        quantize_model(net, "int8-row", quantizer=lambda linear, scheme, mode: linear.weight)
+    with pytest.raises(ValueError, match=r"must map \(\.\.\., 8\) to \(\.\.\., 4\)"):
+        quantize_model(net, "int8-row", quantizer=lambda linear, scheme, mode: nn.Linear(8, 3))
+    with pytest.raises(ValueError, match="quantizes nothing"):
+        quantize_model(net, "none", quantizer=lambda linear, scheme, mode: linear)
+
+
+def test_all_noop_guards_raise_one_type():
+    """quantize_model's guard and the W8A8 guard both raise NoOpQuantizationError (a ValueError and a
+    RuntimeError, so older `except` clauses still catch it)."""
+    from labkit.errors import NoOpQuantizationError
+    from labkit.models.w8a8 import _guard
+
+    assert issubclass(NoOpQuantizationError, ValueError) and issubclass(NoOpQuantizationError, RuntimeError)
+    m = tiny_model("llama")
+    with pytest.raises(NoOpQuantizationError):
+        _guard("test", m, m, None)
