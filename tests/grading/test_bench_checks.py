@@ -1,36 +1,119 @@
-"""The notebook-07 checks give full points to right answers (written independently of labkit.bench),
-fewer to typical slips, and 0 to answers that call the reference or change their inputs."""
+"""The notebook-07 checks give full points to right answers (written here independently of labkit),
+fewer to typical slips (with the hint that names the slip), and 0 to answers that call the reference."""
 
 import statistics
+import time
 
 import numpy as np
-import pytest
 import torch
 
 import labkit.bench.matmul_error as me
-from labkit.grading import GradingError
+from labkit.bench import stub
 from labkit.grading.bench_checks import check_bench
 from labkit.quant import PerRow, PerTensor, fake_quantize
+from labkit.quant.accumulation import limited_accumulate
 
 
-def tps_right(phase, batch, prompt_len, gen_len, seconds):
-    return batch * (prompt_len if phase == "prefill" else gen_len) / seconds
+def time_phase(model, ids, phase, gen_len, clock=time.perf_counter):
+    batch, prompt_len = ids.shape
+    if phase == "prefill":
+        t0 = clock()
+        model(input_ids=ids, use_cache=True)
+        return batch * prompt_len / (clock() - t0)
+    out = model(input_ids=ids, use_cache=True)
+    cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+    t0 = clock()
+    for _ in range(gen_len):
+        out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+        cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+    return batch * gen_len / (clock() - t0)
 
 
-def tps_forgets_batch(phase, batch, prompt_len, gen_len, seconds):
-    return (prompt_len if phase == "prefill" else gen_len) / seconds
+def time_phase_no_cache(model, ids, phase, gen_len, clock=time.perf_counter):
+    batch, p = ids.shape
+    if phase == "prefill":
+        t0 = clock()
+        model(input_ids=ids)
+        return batch * p / (clock() - t0)
+    seq = ids
+    model(input_ids=seq)
+    t0 = clock()
+    for _ in range(gen_len):
+        seq = torch.cat([seq, model(input_ids=seq).logits[:, -1:].argmax(-1)], 1)
+    return batch * gen_len / (clock() - t0)
 
 
-def speedup_right(seconds, baseline_seconds):
-    return statistics.median(b / q for q, b in zip(seconds, baseline_seconds))
+def time_phase_wall_clock(model, ids, phase, gen_len, clock=time.perf_counter):
+    return time_phase(model, ids, phase, gen_len, time.perf_counter)
 
 
-def speedup_mean(seconds, baseline_seconds):
-    return sum(b / q for q, b in zip(seconds, baseline_seconds)) / len(seconds)
+def time_phase_cheat(model, ids, phase, gen_len, clock=time.perf_counter):
+    b, p = ids.shape
+    return model.tokens_per_s(phase, b, p, gen_len)
+
+
+def benchmark(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
+    for _ in range(warmup):
+        time_phase(baseline, ids, phase, gen_len, clock)
+        time_phase(quantized, ids, phase, gen_len, clock)
+    b, q = [], []
+    for i in range(repeats):
+        order = [(baseline, b), (quantized, q)]
+        for m, sink in (order if i % 2 == 0 else order[::-1]):
+            sink.append(time_phase(m, ids, phase, gen_len, clock))
+    return statistics.median(q), statistics.median(b), statistics.median(x / y for x, y in zip(q, b))
+
+
+def benchmark_blocks(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
+    for _ in range(warmup):
+        time_phase(baseline, ids, phase, gen_len, clock)
+        time_phase(quantized, ids, phase, gen_len, clock)
+    b = [time_phase(baseline, ids, phase, gen_len, clock) for _ in range(repeats)]
+    q = [time_phase(quantized, ids, phase, gen_len, clock) for _ in range(repeats)]
+    return statistics.median(q), statistics.median(b), statistics.median(x / y for x, y in zip(q, b))
+
+
+def benchmark_no_warmup(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
+    return benchmark(baseline, quantized, ids, phase, gen_len, repeats, 0, clock)
+
+
+def _codes(x, axis):
+    # numpy, independent of labkit: symmetric int8 per row (axis=1) or per column (axis=0)
+    amax = np.abs(x).max(axis=axis, keepdims=True)
+    s = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    return np.clip(np.round(x / s), -127, 127).astype(np.int64), s
+
+
+def int8_matmul(a, b):
+    qa, sa = _codes(a.numpy().astype(np.float32), 1)
+    qb, sb = _codes(b.numpy().astype(np.float32), 0)
+    acc = torch.from_numpy(qa @ qb).to(torch.int32)
+    return acc, acc.float() * torch.from_numpy(sa) * torch.from_numpy(sb)
+
+
+def int8_matmul_float_acc(a, b):
+    acc, c = int8_matmul(a, b)
+    return acc.float().to(torch.int32), c
+
+
+def limited(qa, qb, acc_bits, promote_every=None):
+    a, b = qa.double().numpy(), qb.double().numpy()
+    total = np.zeros((a.shape[0], b.shape[1]), np.float32)
+    acc = np.zeros((a.shape[0], b.shape[1]))
+    for k in range(a.shape[1]):
+        acc = acc + np.outer(a[:, k], b[k])
+        m, e = np.frexp(acc)
+        acc = np.ldexp(np.round(m * 2.0**acc_bits), e - acc_bits)
+        if promote_every and (k + 1) % promote_every == 0:
+            total, acc = total + acc.astype(np.float32), np.zeros_like(acc)
+    return torch.from_numpy(total + acc.astype(np.float32))
+
+
+def limited_exact(qa, qb, acc_bits, promote_every=None):
+    return (qa.double() @ qb.double()).float()
 
 
 def rel_error_numpy(a, b, fmt, granularity):
-    # a second implementation: numpy float64, per-column scales of B computed by hand for int8
     a64, b64 = a.double().numpy(), b.double().numpy()
     if fmt != "int8":
         g = PerRow() if granularity == "row" else PerTensor()
@@ -43,44 +126,52 @@ def rel_error_numpy(a, b, fmt, granularity):
     return float(np.linalg.norm(c - a64 @ bq) / np.linalg.norm(c))
 
 
-def rel_error_wrong_axis(a, b, fmt, granularity):
-    g = PerRow() if granularity == "row" else PerTensor()
-    c = a.double() @ b.double()
-    return float(torch.linalg.norm(c - a.double() @ fake_quantize(b, fmt, g).double()) / torch.linalg.norm(c))
-
-
 def test_right_answers_score_full(capsys):
-    assert check_bench("tokens_per_second", tps_right, seed=1, points=2) == 2.0
-    assert check_bench("paired_speedup", speedup_right, seed=1, points=2) == 2.0
-    assert check_bench("matmul_rel_error", rel_error_numpy, seed=1, points=4) == 4.0
+    assert check_bench("time_phase", time_phase, seed=1, points=3) == 3.0
+    assert check_bench("benchmark", benchmark, seed=1, points=3) == 3.0
+    assert check_bench("int8_matmul", int8_matmul, seed=1, points=3) == 3.0
+    assert check_bench("limited_accumulate", limited, seed=1, points=4) == 4.0
+    assert check_bench("matmul_rel_error", rel_error_numpy, seed=1, points=2) == 2.0
     assert "✗" not in capsys.readouterr().out
 
 
-def test_slips_lose_points_with_a_message(capsys):
-    part = check_bench("tokens_per_second", tps_forgets_batch, seed=0, points=2)
-    assert 0 < part < 2
-    assert "batch·prompt_len" in capsys.readouterr().out
-    assert 0 < check_bench("paired_speedup", speedup_mean, seed=0, points=2) < 2
-    assert "median" in capsys.readouterr().out
-    assert check_bench("matmul_rel_error", rel_error_wrong_axis, seed=0, points=4) < 4
-    assert "per-row means per column" in capsys.readouterr().out
+def test_slips_lose_points_with_the_hint_that_names_them(capsys):
+    assert 0 < check_bench("time_phase", time_phase_no_cache, seed=0, points=3) < 3
+    assert "past_key_values" in capsys.readouterr().out
+    assert check_bench("time_phase", time_phase_wall_clock, seed=0, points=3) == 0
+    assert "clock argument" in capsys.readouterr().out
+    assert 0 < check_bench("benchmark", benchmark_blocks, seed=0, points=3) < 3
+    assert "alternating the order" in capsys.readouterr().out
+    assert 0 < check_bench("benchmark", benchmark_no_warmup, seed=0, points=3) < 3
+    assert "compile" in capsys.readouterr().out
+    assert check_bench("int8_matmul", int8_matmul_float_acc, seed=0, points=3) < 3
+    assert check_bench("limited_accumulate", limited_exact, seed=0, points=4) == 0
+    assert "almost) exact" in capsys.readouterr().out
 
 
-def test_stub_calling_the_reference_and_in_place_score_zero(capsys):
-    def stub(*args):
-        raise NotImplementedError("Task 7.1")
-
+def test_calling_the_reference_scores_zero(capsys):
     def calls_reference(a, b, fmt, granularity):
         c = a.double() @ b.double()
         return me.error_metrics(c, me.quantized_product(a, b, fmt, granularity, False))[2]
 
-    def in_place(a, b, fmt, granularity):
-        b.mul_(1.0001)
-        return rel_error_numpy(a, b, fmt, granularity)
+    def calls_accumulation(qa, qb, acc_bits, promote_every=None):
+        return limited_accumulate(qa, qb, acc_bits, promote_every)
 
-    for name, fn in (("tokens_per_second", stub), ("matmul_rel_error", calls_reference),
-                     ("matmul_rel_error", in_place)):
-        with pytest.raises(GradingError, match="not right on any"):
-            check_bench(name, fn, points=2)
+    def calls_labkit_loop(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
+        r = stub.benchmark(baseline, quantized, ids, phase, gen_len, repeats, warmup, clock)
+        return r["tokens_per_s"], r["baseline_tokens_per_s"], r["speedup"]
+
+    assert check_bench("matmul_rel_error", calls_reference, seed=0, points=2) == 0
+    assert check_bench("limited_accumulate", calls_accumulation, seed=0, points=4) == 0
+    assert check_bench("time_phase", time_phase_cheat, seed=0, points=3) == 0
+    assert check_bench("benchmark", calls_labkit_loop, seed=0, points=3) == 0
+    assert "calls labkit's reference" in capsys.readouterr().out
+
+
+def test_stub_not_written_scores_zero_with_one_line(capsys):
+    def stub_fn(*args):
+        raise NotImplementedError("Task 7.3: int8_matmul")
+
+    assert check_bench("int8_matmul", stub_fn, seed=0, points=3) == 0
     out = capsys.readouterr().out
-    assert "calls labkit's reference" in out and "in place" in out and "not implemented" in out
+    assert "not written yet" in out and out.count("\n") == 1

@@ -1,0 +1,29 @@
+"""The stub model's known cost: labkit's own timer (real sleeps) measures what the closed form says."""
+
+import torch
+
+from labkit.bench.stub import StubLM, StubMachine, benchmark, stub_pair, time_phase
+from labkit.bench.throughput import time_pair
+
+
+def test_virtual_clock_gives_the_closed_form():
+    m = StubMachine()
+    model = StubLM("m", m, call_s=0.002, token_s=0.0005)
+    ids = torch.zeros(1, 64, dtype=torch.long)
+    assert abs(time_phase(model, ids, "prefill", 16, m.clock) - 64 / 0.034) < 1e-6
+    assert abs(time_phase(model, ids, "decode", 16, m.clock) - 400.0) < 1e-6
+
+
+def test_labkit_timer_on_the_sleeping_stub_agrees_with_the_closed_form():
+    base, quant, _ = stub_pair(sleep=True, call_s=0.004, token_s=0.001)
+    ids = torch.zeros(1, 16, dtype=torch.long)
+    t = time_pair(base, quant, "decode", ids, 8, repeats=3, warmup=1, runner="hf")
+    want = base.tokens_per_s("decode", 1, 16, 8)
+    assert abs(t.baseline_tokens_per_s - want) / want < 0.3    # sleep overshoots on a loaded machine
+    assert abs(t.speedup - 2.0) < 0.4
+
+
+def test_interleaved_pairs_cancel_a_slowing_machine():
+    base, quant, m = stub_pair(drift=3.0, speedup=2.0)
+    r = benchmark(base, quant, torch.zeros(1, 32, dtype=torch.long), "prefill", 8, repeats=5, clock=m.clock)
+    assert abs(r["speedup"] - 2.0) < 0.15
