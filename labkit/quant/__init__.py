@@ -11,8 +11,14 @@ from .absmax import (
     absmax_dequantize, absmax_quantize, perchannel_absmax_quantize, perchannel_dequantize,
     pertensor_absmax_quantize, pertensor_dequantize,
 )
-from .zeropoint import zeropoint_dequantize, zeropoint_quantize
-from .gptq import gptq_simplified, naive_quantize, quantize_column
+from .zeropoint import (
+    perchannel_zeropoint_dequantize, perchannel_zeropoint_quantize, zeropoint_dequantize, zeropoint_quantize,
+    zeropoint_quantize_storable,
+)
+from .groupwise import pergroup_dequantize, pergroup_fake_quantize_fp8, pergroup_quantize
+from .gptq import gptq_block, gptq_lazy, gptq_simplified, inverse_hessian_factor, naive_quantize, quantize_column
+from .w8a8 import quantize_per_token, smoothquant_best_alpha, w8a8_int_linear, w8a8_simulate
+from .llm_int8 import llm_int8_matmul
 from .gptq_full import GPTQResult, gptq_quantize, gptq_quantize_hessian, hessian
 from .smoothquant import (
     apply_smoothing, channel_absmax, compute_smooth_factor, fold_into_linear, fold_into_norm,
@@ -26,9 +32,12 @@ __all__ = [
     # exercise references (HW4 companion set)
     "absmax_quantize", "absmax_dequantize", "pertensor_absmax_quantize", "pertensor_dequantize",
     "perchannel_absmax_quantize", "perchannel_dequantize",
-    "zeropoint_quantize", "zeropoint_dequantize",
-    "quantize_column", "naive_quantize", "gptq_simplified",
+    "zeropoint_quantize", "zeropoint_dequantize", "zeropoint_quantize_storable",
+    "perchannel_zeropoint_quantize", "perchannel_zeropoint_dequantize",
+    "pergroup_quantize", "pergroup_dequantize", "pergroup_fake_quantize_fp8",
+    "quantize_column", "naive_quantize", "gptq_simplified", "inverse_hessian_factor", "gptq_block", "gptq_lazy",
     "compute_smooth_factor", "apply_smoothing",
+    "quantize_per_token", "w8a8_simulate", "w8a8_int_linear", "smoothquant_best_alpha", "llm_int8_matmul",
     # full GPTQ (torch)
     "GPTQResult", "gptq_quantize", "gptq_quantize_hessian", "hessian",
     # SmoothQuant for models
