@@ -5,11 +5,13 @@ can be patched by it (``np.allclose = lambda *a, **k: True``, ``check = lambda *
 grader module's ``__dict__`` edited). So the grade a test cell prints is only a *claim*. The
 trusted half works like this:
 
-1. In the kernel, a hidden ``check(name, fn, seed=S, points=P)`` under autograde also displays an
+1. In the kernel, every graded check of the case engine (``labkit.grading.cases``: numpy ``check``,
+   ``check_torch``, ``check_bench`` and any check registered later) under autograde also displays an
    **answer record**: the raw outputs of the student's function on each seeded case, as ``.npy``
    bytes (``answer_record``), in an output of type ``application/vnd.labkit.answers+json``.
 2. After the notebook ran, the ``VerifyChecks`` preprocessor (in the grader's process, which no
-   notebook code touches) reads the hidden ``check`` calls from the test cell's *source* — locked,
+   notebook code touches) reads the graded calls — any call whose first argument names a registered
+   check and that passes ``points=`` — from the test cell's *source* — locked,
    restored from the gradebook by nbgrader before execution — redraws the seeded inputs,
    recomputes labkit's reference and compares the recorded outputs part by part with the same
    rules as the kernel. The cell keeps ``min(claimed, verified)`` points; a missing record (the
@@ -20,9 +22,11 @@ Worked example: a notebook that sets ``labkit.grading.compare.compare_codes = la
 None`` and returns truncated codes claims 3/3 in the kernel; the record holds the truncated codes,
 the grader finds "codes differ at 41 of 1000 positions" and the cell gets 1 (the scale's share).
 
-Decoding never unpickles (``np.load(allow_pickle=False)``): a record is data, not code. Anything
-that is not a numpy array, numpy scalar or Python number decodes as ``Unsupported`` and fails the
-comparison. Limit: a student who forges a record holding the *right* outputs (computed with
+Decoding never unpickles (``np.load(allow_pickle=False)``): a record is data, not code; a torch
+tensor comes back from its ``.npy`` (bfloat16/float8 from their bits) with its noted dtype. Anything
+else decodes as ``Unsupported`` and fails the comparison. The comparison is the registered
+``CaseCheck``'s own (``cases.compare_recorded``), run in this fresh process where no notebook
+patched numpy, torch or labkit. Limit: a student who forges a record holding the *right* outputs (computed with
 labkit's reference) is only stopped by the in-kernel tripwire; forging is no longer "patching a
 check", it is copying the answer, and needs code written for it.
 """
@@ -53,7 +57,8 @@ class HiddenCheck:
 
 
 def hidden_checks(source: str) -> list[HiddenCheck]:
-    """The graded ``check`` calls (with ``seed=`` and ``points=``) in a test cell's source."""
+    """The graded calls in a test cell's source: ``anything("name", fn, seed=S, points=P)`` whose
+    first argument is a literal string (the check's name) and that passes ``points=``."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -62,9 +67,8 @@ def hidden_checks(source: str) -> list[HiddenCheck]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
-        fname = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
         kw = {k.arg: k.value for k in node.keywords}
-        if fname != "check" or not node.args or "points" not in kw:
+        if not node.args or "points" not in kw:
             continue
         try:
             name = ast.literal_eval(node.args[0])
@@ -72,45 +76,28 @@ def hidden_checks(source: str) -> list[HiddenCheck]:
             points = ast.literal_eval(kw["points"])
         except ValueError:
             continue
-        found.append(HiddenCheck(str(name), int(seed), float(points)))
+        if isinstance(name, str) and isinstance(points, (int, float)):
+            found.append(HiddenCheck(name, int(seed), float(points)))
     return found
 
 
 def verified_points(check: HiddenCheck, record: dict | None) -> tuple[float, list[str]]:
-    """Points the recorded outputs earn, recomputed here from labkit's reference; and the reasons
-    for every lost part."""
-    from labkit.grading.compare import GradingError
-    from labkit.grading.exercises import EXERCISES
+    """Points the recorded outputs earn, recomputed here from labkit's reference with the check's
+    own comparison; and the reasons for every lost part (or case)."""
+    from labkit.grading.cases import compare_recorded, spec_for
 
     if record is None:
         return 0.0, [f"{check.exercise}: no answer record — the graded check did not run to the end"]
-    ex = EXERCISES[check.exercise]
-    rng = np.random.default_rng(check.seed)
-    cases = ex.cases(rng)
-    recorded = record.get("cases", [])
-    failed: dict[str, str] = {}
-    if len(recorded) != len(cases):
-        failed = {p.name: f"{len(recorded)} recorded cases, {len(cases)} expected" for p in ex.parts}
-    else:
-        for (label, inputs), rec in zip(cases, recorded):
-            ref = ex.reference(**copy.deepcopy(inputs))
-            ref = (ref,) if ex.n_outputs == 1 else tuple(ref)
-            if rec is None or len(rec) != ex.n_outputs:
-                for p in ex.parts:
-                    failed.setdefault(p.name, f"[{label}] no usable output")
-                continue
-            got = tuple(decode_value(v) for v in rec)
-            for part in ex.parts:
-                try:
-                    with np.errstate(all="ignore"):
-                        part.compare(got, ref, inputs)
-                except GradingError as exc:
-                    failed.setdefault(part.name, f"[{label}] {exc}")
-                except Exception as exc:  # a malformed record must never crash the grader
-                    failed.setdefault(part.name, f"[{label}] {type(exc).__name__}: {exc}")
-    total = sum(p.weight for p in ex.parts)
-    earned = sum(p.weight for p in ex.parts if p.name not in failed)
-    return round(check.points * earned / total, 4), list(failed.values())
+    spec = spec_for(check.exercise)
+    outputs = []
+    for rec in record.get("cases", []):
+        outputs.append(None if rec is None else tuple(decode_value(v) for v in rec))
+    try:
+        with np.errstate(all="ignore"):
+            share, failed = compare_recorded(spec, check.seed, outputs)
+    except Exception as exc:  # a malformed record must never crash the grader
+        share, failed = 0.0, {"record": f"{type(exc).__name__}: {exc}"}
+    return round(check.points * share, 4), [f"{k}: {v}" if not v.startswith("[") else v for k, v in failed.items()]
 
 
 def _claimed(cell) -> float | None:
@@ -123,10 +110,10 @@ def _claimed(cell) -> float | None:
 def verify_cell(cell) -> tuple[float, float, list[str]] | None:
     """Re-grade one executed test cell in place: returns (claimed, verified, reasons), or None
     when the cell has no hidden ``check`` call to verify. Removes the answer records."""
-    from labkit.grading.exercises import EXERCISES
+    from labkit.grading.cases import registry
 
-    # only numpy exercises of ``check`` are recorded; other graders (e.g. ``check_torch``) are not re-checked
-    checks = [c for c in hidden_checks(cell.source.split("### BEGIN HIDDEN TESTS")[-1]) if c.exercise in EXERCISES]
+    known = registry()
+    checks = [c for c in hidden_checks(cell.source.split("### BEGIN HIDDEN TESTS")[-1]) if c.exercise in known]
     records = [o for o in cell.get("outputs", []) if o.get("output_type") == "display_data" and MIME in o.get("data", {})]
     cell.outputs = [o for o in cell.get("outputs", []) if o not in records]
     if not checks:

@@ -90,6 +90,11 @@ def check_scalar(name: str, got, expected, *, rtol: float = 1e-5, atol: float = 
             for factor, why in ((127, "127 (qmax)"), (255, "255 (number of uint8 steps)"), (2, "2")):
                 if abs(ratio - factor) < 1e-3 * factor or abs(ratio * factor - 1) < 1e-3:
                     hint = f"off by a factor of {why}: check where you divide or multiply by it"
+            for wrong, right, why in ((128, 127, "int8's largest code is 127, not 128 = 2⁷"),
+                                      (256, 255, "uint8 has 255 steps between 0 and 255, not 256 = 2⁸"),
+                                      (8, 7, "int4's largest code is 7, not 8")):
+                if abs(ratio - right / wrong) < 1e-4 or abs(ratio - wrong / right) < 1e-4:
+                    hint = f"ratio {right}/{wrong}: divide by {right}, not {wrong} — {why}"
         _fail(name, f"expected ≈ {float(expected):.6g}, got {value:.6g} (ratio {ratio:.4g})",
               hint or "recompute it by hand on the small example in the markdown above")
 

@@ -59,7 +59,23 @@ def _snapshot(module) -> dict[str, object]:
     return snap
 
 
-_SNAPSHOT = {label: _snapshot(mod) for label, mod in _WATCHED.items()}
+try:  # torch's comparisons and the Tensor methods a torch check uses
+    import torch as _torch
+
+    _WATCHED["torch"] = _torch
+    _WATCHED["torch.Tensor"] = _torch.Tensor
+    _WATCHED["torch.testing"] = _torch.testing
+except ImportError:  # pragma: no cover
+    _torch = None
+
+_SNAPSHOT = {label: _snapshot(mod) for label, mod in _WATCHED.items() if not label.startswith("torch")}
+if _torch is not None:  # the names a check or a comparison leans on (torch has thousands of lazy attributes)
+    _SNAPSHOT["torch"] = {n: getattr(_torch, n) for n in ("allclose", "isclose", "equal", "round", "abs", "where",
+                                                           "isnan", "isfinite", "tensor", "from_numpy", "amax")}
+    _SNAPSHOT["torch.Tensor"] = {n: getattr(_torch.Tensor, n) for n in (
+        "allclose", "isclose", "equal", "numpy", "float", "double", "abs", "clone", "detach", "cpu", "to", "item",
+        "numel", "__sub__", "__le__", "__eq__", "__gt__", "any", "all", "sum", "max", "view")}
+    _SNAPSHOT["torch.testing"] = {"assert_close": _torch.testing.assert_close}
 # ipykernel swaps builtins.input/print-like hooks per execution: watch only the builtins a check uses.
 _BUILTINS_USED = ("abs", "all", "any", "bool", "callable", "float", "getattr", "int", "isinstance", "len",
                   "list", "max", "min", "range", "round", "sum", "tuple", "type", "zip", "AssertionError")
@@ -83,7 +99,8 @@ def tampered() -> list[str]:
     changed = []
     for label, mod in _WATCHED.items():
         for name, obj in _SNAPSHOT[label].items():
-            if mod.__dict__.get(name, obj) is not obj:
+            current = getattr(mod, name, obj) if isinstance(mod, type) else mod.__dict__.get(name, obj)
+            if current is not obj:
                 changed.append(f"{label}.{name}" if label != "builtins" else name)
     return changed
 
@@ -135,6 +152,7 @@ def defined_outside_notebook(fn) -> str | None:
 # -- 2. tripwire ---------------------------------------------------------------------------------
 
 _QUANT_DIR = os.path.dirname(os.path.abspath(_quant.__file__)) + os.sep
+_LABKIT_DIR = os.path.dirname(_QUANT_DIR.rstrip(os.sep)) + os.sep
 
 
 def _in_quant(code) -> bool:
@@ -143,29 +161,50 @@ def _in_quant(code) -> bool:
 
 @dataclass
 class Tripwire:
-    """Records calls into ``labkit/quant`` made directly by non-labkit code (the student's)."""
+    """Records calls into a watched labkit package (``labkit/quant`` by default) made from code
+    outside that package — the student's — and calls of the ``guarded`` functions themselves
+    (references wrapped elsewhere in labkit, e.g. in ``labkit.grading.torch_checks``)."""
 
     allowed: frozenset = frozenset()
     hits: list[str] = field(default_factory=list)
+    dirs: tuple = (_QUANT_DIR,)
+    guarded: frozenset = frozenset()
 
     def _profile(self, frame, event, arg):
-        if event != "call" or not _in_quant(frame.f_code):
+        if event != "call":
             return
-        caller = frame.f_back
-        if caller is None or _in_quant(caller.f_code) or frame.f_code in self.allowed:
-            return
-        name = f"labkit.quant.{os.path.basename(frame.f_code.co_filename)[:-3]}.{frame.f_code.co_name}"
+        code = frame.f_code
+        if code in self.guarded:
+            caller = frame.f_back
+            if caller is not None and not caller.f_code.co_filename.startswith(_LABKIT_DIR):
+                self._hit(code)
+                return
+        for d in self.dirs:
+            if code.co_filename.startswith(d):
+                caller = frame.f_back
+                if caller is None or caller.f_code.co_filename.startswith(d) or code in self.allowed:
+                    return
+                self._hit(code)
+                return
+
+    def _hit(self, code) -> None:
+        rel = os.path.relpath(code.co_filename, os.path.dirname(_LABKIT_DIR.rstrip(os.sep)))[:-3].replace(os.sep, ".")
+        name = f"{rel}.{code.co_name}"
         if name not in self.hits:
             self.hits.append(name)
 
 
 @contextlib.contextmanager
-def watching(allowed=()):
+def watching(allowed=(), packages=("quant",), guarded=()):
     """Run a block with the tripwire armed; yields the ``Tripwire`` (read ``.hits`` afterwards).
 
-    ``allowed``: functions (references) the block may call from student code.
+    ``allowed``: functions (references) the block may call from student code. ``packages``: the
+    labkit sub-packages watched (``"quant"``, ``"bench"``, ``"nn"``…). ``guarded``: functions
+    watched wherever they live.
     """
-    wire = Tripwire(frozenset(getattr(f, "__code__", f) for f in allowed))
+    wire = Tripwire(frozenset(getattr(f, "__code__", f) for f in allowed), [],
+                    tuple(_LABKIT_DIR + p + os.sep for p in packages),
+                    frozenset(getattr(f, "__code__", f) for f in guarded))
     previous = sys.getprofile()
     hook = wire._profile  # one bound-method object, so the identity test below means something
     sys.setprofile(hook)
@@ -175,6 +214,11 @@ def watching(allowed=()):
         if sys.getprofile() is not hook:
             wire.hits.append("sys.setprofile (the function switched the grader's call tracing off)")
         sys.setprofile(previous)
+
+
+def autograding() -> bool:
+    """True inside ``nbgrader autograde`` (it sets NBGRADER_EXECUTION)."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 # -- 3. quiet ------------------------------------------------------------------------------------

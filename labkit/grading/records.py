@@ -1,8 +1,10 @@
 """Answer records: what a hidden check shows in the student's kernel so the grader can re-check it.
 
-Under autograde a hidden ``check(name, fn, seed=S, points=P)`` displays the raw outputs of the
-student's function on each seeded case as ``.npy`` bytes in an output of type
-``application/vnd.labkit.answers+json``. The grader's process (``labkit.course.verify``) decodes
+Under autograde every graded check of the case engine (``check``, ``check_torch``, ``check_bench``)
+displays the raw outputs of the student's function on each seeded case as ``.npy`` bytes in an
+output of type ``application/vnd.labkit.answers+json``. A torch tensor is stored as the ``.npy`` of
+``tensor.numpy()`` with its dtype noted; dtypes numpy lacks (bfloat16, float8) travel as their
+bits (an integer view of the same width) and are viewed back as the noted dtype on decoding. The grader's process (``labkit.course.verify``) decodes
 them — never unpickling: a record is data, not code — and compares them with labkit's reference
 again, outside the kernel. This module is the kernel's half; it only encodes and decodes.
 """
@@ -41,7 +43,52 @@ def encode_value(value) -> dict:
         np.save(buf, np.array(arr, order="C", copy=True).view(np.ndarray), allow_pickle=False)
         kind = "array" if isinstance(value, np.ndarray) else "scalar"
         return {"kind": kind, "npy": base64.b64encode(buf.getvalue()).decode("ascii")}
+    tensor = _torch_tensor(value)
+    if tensor is not None:
+        return _encode_tensor(tensor)
     return {"kind": "other", "type": type(value).__module__ + "." + type(value).__name__}
+
+
+def _npy(arr: np.ndarray) -> str:
+    buf = io.BytesIO()
+    np.save(buf, np.array(arr, order="C", copy=True), allow_pickle=False)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _torch_tensor(value):
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return None
+    return value.detach().cpu() if isinstance(value, torch.Tensor) else None
+
+
+_BITS = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
+
+
+def _encode_tensor(t) -> dict:
+    import torch
+
+    dtype = str(t.dtype).removeprefix("torch.")
+    if t.is_complex() or t.layout != torch.strided or t.is_quantized:
+        return {"kind": "other", "type": f"torch.Tensor ({dtype}, {t.layout})"}
+    t = t.contiguous()
+    try:
+        arr, bits = t.numpy(), False
+    except TypeError:  # bfloat16, float8_*: no numpy dtype — keep the bits
+        arr, bits = t.view(getattr(torch, _BITS[t.element_size()])).numpy(), True
+    return {"kind": "torch", "dtype": dtype, "bits": bits, "npy": _npy(arr)}
+
+
+def _decode_tensor(data: dict):
+    import torch
+
+    arr = np.load(io.BytesIO(base64.b64decode(data["npy"])), allow_pickle=False)
+    dtype = getattr(torch, str(data.get("dtype", "")), None)
+    if not isinstance(dtype, torch.dtype):
+        return Unsupported(f"torch.Tensor of unknown dtype {data.get('dtype')!r}")
+    t = torch.from_numpy(np.array(arr))
+    return t.view(dtype) if data.get("bits") else t.to(dtype)
 
 
 def decode_value(data: dict):
@@ -53,6 +100,8 @@ def decode_value(data: dict):
     if kind in ("array", "scalar"):
         arr = np.load(io.BytesIO(base64.b64decode(data["npy"])), allow_pickle=False)
         return arr if kind == "array" else arr[()]
+    if kind == "torch":
+        return _decode_tensor(data)
     return Unsupported(str(data.get("type", "unknown")))
 
 

@@ -32,10 +32,8 @@ from ..quant import smoothquant as _sq
 from ..quant.granularity import PerGroup
 from ..quant.primitives import choose_qparams as _choose_qparams
 from ..quant.primitives import fake_quantize as _fake_quantize
-from .cases import run_cases
-from .checks import Score
+from .cases import CaseCheck, Score, grade, register
 from .compare import GradingError, compare_floats
-from .integrity import quiet, watching
 
 
 def _per_group_reference(w: torch.Tensor, group_size: int, fmt: str) -> torch.Tensor:
@@ -127,28 +125,32 @@ def _compare(name: str, got, ref: torch.Tensor) -> None:
     compare_floats(name, got.detach().cpu().numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def check_torch(name: str, fn, *, seed: int = 0, points: float | None = None) -> Score | None:
-    """Grade the student's torch function ``fn`` for exercise ``name`` (see the module docstring)."""
-    if name not in _REFERENCES:
-        raise KeyError(f"unknown torch exercise {name!r}; known: {', '.join(_REFERENCES)}")
-    if not callable(fn):
-        raise GradingError(f"{name}: expected a function, got {type(fn).__name__}")
-    gen = torch.Generator().manual_seed(seed)
+_TASKS = {"activation_absmax": "Task 8.1", "smoothing_factors": "Task 8.2",
+          "fake_quant_per_group_int8": "Task 6.1", "fake_quant_per_group_fp8": "Task 6.1"}
+
+
+def _register(name: str) -> None:
     grouped = name.startswith("fake_quant_per_group")
 
-    def grade_case(args, ref):
-        copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-        with quiet(), watching() as wire:
-            got = fn(*copies)
+    def compare(got, ref, args):
         if grouped:
-            if wire.hits:
-                raise GradingError(f"your function calls labkit's reference ({', '.join(wire.hits)}) instead "
-                                   "of computing the result itself: that scores 0 — write it with torch ops")
-            if not torch.equal(copies[0], args[0]):
-                raise GradingError("your function changed its input w in place (e.g. w.div_(...)): "
-                                   "a quantizer must return a new tensor and leave the weight alone")
             _compare_group(name, got, ref, *args)
         else:
             _compare(name, got, ref)
 
-    return run_cases(name, CASES[name](gen), _REFERENCES[name], grade_case, points)
+    # the engine (labkit.grading.cases) calls the student's function on clones, with the tripwire on
+    # labkit/quant, fails a case that changes its input in place, and records the answers under autograde
+    register(CaseCheck(name=name, task=_TASKS[name], reference=_REFERENCES[name],
+                       cases=lambda seed: CASES[name](torch.Generator().manual_seed(seed)), compare=compare,
+                       watch=("quant",), language="torch", mutation_fails=True))
+
+
+for _name in _REFERENCES:
+    _register(_name)
+
+
+def check_torch(name: str, fn, *, seed: int = 0, points: float | None = None) -> Score | None:
+    """Grade the student's torch function ``fn`` for exercise ``name`` (see the module docstring)."""
+    if name not in _REFERENCES:
+        raise KeyError(f"unknown torch exercise {name!r}; known: {', '.join(_REFERENCES)}")
+    return grade(name, fn, seed=seed, points=points, plot=False)

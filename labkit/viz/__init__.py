@@ -1,5 +1,9 @@
-"""labkit.viz — the lab's plots: error histograms (used by grading checks and notebooks)."""
+"""labkit.viz — the lab's plots and tables: one palette and width (``style``), error histograms
+(``histograms``, used by the grading checks), W8A8 plots (``w8a8``), rendered tables (``tables``)."""
 
-from .histograms import error_figure, figure_png, show_figure
+from .histograms import bulk_range, error_figure, figure_png, show_figure
+from .style import COLORS, color_for, legend_outside, new_figure
+from .tables import table
 
-__all__ = ["error_figure", "figure_png", "show_figure"]
+__all__ = ["error_figure", "figure_png", "show_figure", "bulk_range", "COLORS", "color_for", "legend_outside",
+           "new_figure", "table"]

@@ -35,7 +35,13 @@ def test_values_round_trip_exactly():
     for value in (np.arange(6, dtype=np.int8).reshape(2, 3), np.float32(0.125), 3, 0.5, np.array(2.0)):
         back = decode_value(encode_value(value))
         assert type(back) is type(value) and np.array_equal(back, value) and np.asarray(back).dtype == np.asarray(value).dtype
-    assert decode_value(encode_value(torch.ones(2))) == Unsupported("torch.Tensor")
+    for t in (torch.arange(6, dtype=torch.int8).reshape(2, 3), torch.randn(4, 3), torch.randn(5).bfloat16(),
+              torch.randn(5).to(torch.float8_e4m3fn), torch.tensor(2.5, dtype=torch.float64)):
+        back = decode_value(encode_value(t))  # torch tensors as .npy of their values (or bits), dtype noted
+        assert isinstance(back, torch.Tensor) and back.dtype == t.dtype and back.shape == t.shape
+        assert torch.equal(back.view(torch.uint8) if t.dtype == torch.float8_e4m3fn else back,
+                           t.view(torch.uint8) if t.dtype == torch.float8_e4m3fn else t)
+    assert decode_value(encode_value(torch.ones(2, dtype=torch.complex64))).type_name.startswith("torch.Tensor")
     assert decode_value(encode_value([1, 2])) == Unsupported("builtins.list")
     assert decode_value(encode_value(np.array([object()]))) == Unsupported("object array")
 
