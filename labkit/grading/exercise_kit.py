@@ -169,3 +169,8 @@ def _output_error(X_key="X", W_key="W"):
         Y = np.asarray(inp[X_key], np.float64) @ np.asarray(inp[W_key], np.float64)
         return Y - np.asarray(out[0], np.float64)
     return qerr
+
+
+from .integrity import freeze_module as _freeze  # noqa: E402  (read-only once built)
+
+_freeze(__name__)

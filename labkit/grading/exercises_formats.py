@@ -221,3 +221,8 @@ EXERCISES = [
     Exercise("pergroup_fake_quantize_fp8", "Task 3.6", pergroup_fake_quantize_fp8, _fp8_cases,
              (Part("values", 1, _fp8_values),), quant_error=_qerr_dequantized("W")),
 ]
+
+
+from .integrity import freeze_module as _freeze  # noqa: E402  (read-only once built)
+
+_freeze(__name__)

@@ -154,3 +154,8 @@ EXERCISES = [
              (Part("outlier columns", 1, _outlier_cols), Part("Y", 2, _floats_rel(0, "Y", rtol=1e-5, frac=1e-6))),
              n_outputs=2, deps=("w8a8_simulate",), quant_error=_output_error()),
 ]
+
+
+from .integrity import freeze_module as _freeze  # noqa: E402  (read-only once built)
+
+_freeze(__name__)

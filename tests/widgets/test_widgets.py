@@ -58,3 +58,38 @@ def test_slider_move_redraws(monkeypatch, weight, capsys):
     slider.value = 32
     assert len(shown) == 2
     assert shown[0].get_suptitle() != shown[1].get_suptitle()
+
+
+def test_slider_uses_the_students_functions(weight):
+    from labkit.quant import pergroup_dequantize, pergroup_fake_quantize_fp8, pergroup_quantize
+    calls = []
+
+    def int8(W, g):
+        calls.append(g)
+        return pergroup_dequantize(*pergroup_quantize(W, g), g)
+
+    errs = granularity_errors(weight, 64, int8=int8, fp8=pergroup_fake_quantize_fp8)
+    ref = granularity_errors(weight, 64)
+    np.testing.assert_array_equal(errs["int8"], ref["int8"])
+    np.testing.assert_array_equal(errs["fp8_e4m3"], ref["fp8_e4m3"])
+    granularity_errors(weight, "per-row", int8=int8)
+    assert calls == [64, weight.shape[1]]  # per-row = one group as wide as the row
+    wrong = granularity_errors(weight, 64, int8=lambda W, g: W * 0)
+    np.testing.assert_array_equal(wrong["int8"], weight)
+
+
+def test_error_panels_show_the_bulk_side_by_side(weight):
+    from labkit.widgets.granularity import error_panels
+    errs = granularity_errors(weight, "per-tensor")
+    fig = error_panels(errs, "title")
+    a1, a2 = fig.axes
+    assert a1.get_xlim() == a2.get_xlim()  # one x-range: the formats are compared on the same axis
+    e = np.abs(np.concatenate([v.ravel() for v in errs.values()]))
+    unit_half = a1.get_xlim()[1]
+    assert unit_half > 0 and "INT8" in a1.get_title() and "FP8" in a2.get_title()
+    w, h = fig.get_size_inches() * fig.dpi
+    assert w >= 800 and h <= 400  # notebook width
+    assert fig.get_suptitle() == "title"
+    # the range comes from the bulk, not from the worst error: the outlier row's errors lie beyond it
+    unit = float(a1.get_xlabel().split("× ")[1].split(";")[0].rstrip(")"))
+    assert e.max() > unit_half * unit and "beyond" in a1.get_xlabel()
