@@ -54,9 +54,11 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell
 from traitlets import Integer, Unicode
 
+from labkit.grading.records import MIME
 from nbgrader.preprocessors import Execute
 
-from .sandbox import MARKER, UNSAFE_ENV, SandboxLimits, bwrap_version, check_sandbox, sandbox_command, stage_files
+from .sandbox import (MARKER, UNSAFE_ENV, SandboxLimits, bwrap_version, check_sandbox, in_cgroup, pids_cgroup,
+                      remove_cgroup, sandbox_command, stage_files)
 
 # Runs before the kernel: set the ceiling, then become the kernel (exec keeps the pid).
 _WRAPPER = ("import os, resource, sys\n"
@@ -93,6 +95,7 @@ class LimitedKernelManager(AsyncKernelManager):
 
     sandboxed = True  # set per run by ResilientExecute (False only under LABKIT_UNSAFE_NO_SANDBOX=1)
     _sandbox_dir: str | None = None
+    _cgroup: str | None = None
 
     def limits(self) -> SandboxLimits:
         return SandboxLimits(self.memory_limit_mb, self.cpu_seconds, self.max_processes, self.open_files,
@@ -122,14 +125,19 @@ class LimitedKernelManager(AsyncKernelManager):
             self.log.warning("not copied into the sandbox: %s", skipped)
         cmd = sandbox_command(course_kernel_command(self.connection_file), workdir=cwd,
                               channels=os.path.dirname(self.connection_file), staging=files,
-                              env=kw.get("env"), limits=self.limits())
-        await super()._async_launch_kernel(cmd, **kw)
+                              env=kw.get("env"), limits=self.limits(), quiet=True)
+        self._cgroup = pids_cgroup(self.max_processes)
+        if self._cgroup is None and os.geteuid() == 0 and self.max_processes > 0:
+            self.log.warning("grading as root without a writable pids cgroup: processes are not capped")
+        await super()._async_launch_kernel(in_cgroup(cmd, self._cgroup), **kw)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if self._sandbox_dir and not restart:
             shutil.rmtree(self._sandbox_dir, ignore_errors=True)
             self._sandbox_dir = None
+            remove_cgroup(self._cgroup)
+            self._cgroup = None
 
 
 def _error_output(ename: str, text: str) -> NotebookNode:
@@ -149,7 +157,8 @@ class ResilientExecute(Execute):
                                         "marked not run.").tag(config=True)
     responsive_timeout = Integer(10, help="Seconds a kernel has to answer after a cell timed out "
                                           "before it is killed and restarted.").tag(config=True)
-    max_output_kb = Integer(2048, help="Bytes of outputs kept per cell, KiB (0: no cap).").tag(config=True)
+    max_output_kb = Integer(2048, help="Outputs kept per cell, KiB (0: no cap).").tag(config=True)
+    max_record_mb = Integer(64, help="Answer records (for VerifyChecks) kept per cell, MiB (0: no cap).").tag(config=True)
     # the course's kernel, whatever the submitted notebook's metadata names
     kernel_name = Unicode("python3", help="Kernel used for every notebook.").tag(config=True)
 
@@ -159,7 +168,7 @@ class ResilientExecute(Execute):
         self._deaths = 0
         self._replaying = False
         self._skip_replay: set[int] = set()
-        self._out_bytes: dict[int, int] = {}
+        self._out_bytes: dict[tuple[int, bool], int] = {}
         self._sandboxed = True
 
     def preprocess(self, nb, resources=None, km=None):
@@ -184,19 +193,24 @@ class ResilientExecute(Execute):
 
     def output(self, outs, msg, display_id, cell_index):
         out = super().output(outs, msg, display_id, cell_index)
-        if out is None or self.max_output_kb <= 0:
+        if out is None:
             return out
+        # answer records (labkit.grading.records, read by VerifyChecks) have their own, larger budget
+        record = MIME in out.get("data", {})
+        cap_kb = self.max_record_mb * 1024 if record else self.max_output_kb
+        if cap_kb <= 0:
+            return out
+        key = (cell_index, record)
         size = len(json.dumps(out, default=str))
-        total = self._out_bytes.get(cell_index, 0) + size
-        self._out_bytes[cell_index] = total
-        cap = self.max_output_kb * 1024
-        if total > cap:
+        total = self._out_bytes.get(key, 0) + size
+        self._out_bytes[key] = total
+        if total > cap_kb * 1024:
             if outs and outs[-1] is out:
                 outs.pop()
-            if total - size <= cap:  # the first output past the cap: say so once
+            if total - size <= cap_kb * 1024:  # the first output past the cap: say so once
                 outs.append(NotebookNode(output_type="stream", name="stdout",
                                          text=f"\n[output cut by the grader: this cell printed more than "
-                                              f"{self.max_output_kb} KiB]\n"))
+                                              f"{cap_kb} KiB{' of answer records' if record else ''}]\n"))
             return None
         return out
 

@@ -32,7 +32,9 @@ unreachable), IPC, UTS. ``--die-with-parent``: if the grader dies, so does the s
 
 Limits per kernel (``SandboxLimits``), set by a small boot script inside the sandbox before the
 kernel's first instruction: address space (``RLIMIT_AS``), CPU seconds (``RLIMIT_CPU``),
-processes + threads (``RLIMIT_NPROC``, counted per sandbox thanks to its user namespace), open
+processes + threads (``RLIMIT_NPROC``, counted per sandbox thanks to its user namespace; the
+kernel exempts uid 0 from it, so a grader running as root caps the sandbox with a ``pids`` cgroup
+instead, ``pids_cgroup``), open
 files (``RLIMIT_NOFILE``), largest file written (``RLIMIT_FSIZE``), and the size of the two
 tmpfs (the working directory and ``/tmp``). Worked number: a fork bomb stops at 256 tasks with
 ``BlockingIOError: [Errno 11] Resource temporarily unavailable`` in the student's cell; a
@@ -71,10 +73,10 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "ns
 # a database URL or a token in the grader's environment must not be readable by a student)
 ENV_KEEP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "OPENBLAS_NUM_THREADS", "TORCH_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE",
-            "TRANSFORMERS_OFFLINE", "PYTHONHASHSEED", "MPLBACKEND", "PYDEVD_DISABLE_FILE_VALIDATION")
+            "TRANSFORMERS_OFFLINE", "PYTHONHASHSEED", "MPLBACKEND", "PYDEVD_DISABLE_FILE_VALIDATION",
+            "LABKIT_PROGRESS", "LABKIT_NANOVLLM_MODEL")
 # (not JPY_PARENT_PID: in the PID namespace the kernel's parent is pid 1, which ipykernel
 # would take for "my parent died" and exit)
-ENV_KEEP_PREFIX = ("LABKIT_",)
 GPU_DEVICES = ("/dev/nvidia0", "/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools",
                "/dev/nvidia-modeset", "/dev/dri")
 
@@ -171,7 +173,7 @@ def boot_script() -> str:
     working directory, set the limits, then become the kernel (exec keeps the pid)."""
     return (
         "import os, resource, shutil, sys\n"
-        "staging, limits, cmd = sys.argv[1], [int(v) for v in sys.argv[2].split(',')], sys.argv[3:]\n"
+        "staging, limits, quiet, cmd = sys.argv[1], [int(v) for v in sys.argv[2].split(',')], sys.argv[3], sys.argv[4:]\n"
         "if os.path.isdir(staging):\n"
         "    for name in os.listdir(staging):\n"
         "        src = os.path.join(staging, name)\n"
@@ -184,20 +186,22 @@ def boot_script() -> str:
         "                      (limits[0] * mb, limits[1], limits[2], limits[3], limits[4] * mb)):\n"
         "    if value > 0:\n"
         "        resource.setrlimit(res, (value, value))\n"
-        "fd = os.open(os.devnull, os.O_WRONLY)\n"
-        "os.dup2(fd, 1)   # the kernel's banner; cell output goes through the channels\n"
+        "if quiet == '1':   # a kernel's banner; its cells' output goes through the channels\n"
+        "    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
         "os.execv(cmd[0], cmd)\n")
 
 
 def sandbox_command(cmd: list[str], *, workdir: str, channels: str, staging: str | None = None,
                     env: dict[str, str] | None = None, limits: SandboxLimits = SandboxLimits(),
-                    extra_ro: tuple[str, ...] = ()) -> list[str]:
+                    extra_ro: tuple[str, ...] = (), quiet: bool = False) -> list[str]:
     """``cmd`` (absolute path first) wrapped in bwrap.
 
     ``workdir``: the kernel's working directory (a fresh tmpfs there, filled from ``staging``, a
     host folder bound read-only); ``channels``: a host folder bound read-write at the same path
     (the kernel's connection file and Unix sockets); ``env``: the kernel's environment before
-    filtering (only ``ENV_KEEP`` names and ``LABKIT_*`` pass)."""
+    filtering (only ``ENV_KEEP`` names pass; never
+    ``LABKIT_GRADEBOOK_URL``, which may hold a password); ``quiet``: the command's stdout goes to
+    /dev/null (a kernel's banner)."""
     exe = shutil.which("bwrap")
     if exe is None:
         raise SandboxUnavailable(sandbox_problem() or "bwrap not found")
@@ -224,7 +228,7 @@ def sandbox_command(cmd: list[str], *, workdir: str, channels: str, staging: str
     if staging:
         args += ["--ro-bind", staging, STAGING]
     args += ["--remount-ro", "/", "--chdir", workdir, "--clearenv"]
-    kept = {k: v for k, v in env.items() if k in ENV_KEEP or k.startswith(ENV_KEEP_PREFIX)}
+    kept = {k: v for k, v in env.items() if k in ENV_KEEP}
     from labkit.models.smollm2 import cache_dir
 
     kept.update(HOME=home, USER="student", LOGNAME="student", TMPDIR="/tmp", MPLCONFIGDIR="/tmp/matplotlib",
@@ -235,7 +239,62 @@ def sandbox_command(cmd: list[str], *, workdir: str, channels: str, staging: str
         args += ["--setenv", key, value]
     numbers = ",".join(str(v) for v in (limits.memory_mb, limits.cpu_seconds, limits.processes,
                                          limits.open_files, limits.file_mb))
-    return [*args, "--", cmd[0], "-c", boot_script(), STAGING, numbers, *cmd]
+    return [*args, "--", cmd[0], "-c", boot_script(), STAGING, numbers, "1" if quiet else "0", *cmd]
+
+
+CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")  # cgroup v1's pids hierarchy, or a v2 root
+
+
+def pids_cgroup(limit: int) -> str | None:
+    """A fresh cgroup allowing at most ``limit`` tasks (processes + threads), for a grader running
+    as root, whose uid ``RLIMIT_NPROC`` does not bind; None when not root, ``limit`` is 0, or no
+    writable ``pids`` controller exists (then the process count is not capped: logged by the caller)."""
+    if limit <= 0 or os.geteuid() != 0:
+        return None
+    import uuid
+
+    for root in CGROUP_ROOTS:
+        path = os.path.join(root, f"labkit-kernel-{uuid.uuid4().hex[:12]}")
+        try:
+            os.mkdir(path)
+        except OSError:
+            continue
+        try:
+            with open(os.path.join(path, "pids.max"), "w") as fh:
+                fh.write(str(limit))
+            return path
+        except OSError:
+            os.rmdir(path)
+    return None
+
+
+def remove_cgroup(path: str | None, wait: float = 5.0) -> None:
+    """Remove a kernel's cgroup once its tasks are gone (they die with the sandbox's PID namespace)."""
+    import time
+
+    if not path:
+        return
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+
+
+def in_cgroup(cmd: list[str], cgroup: str | None) -> list[str]:
+    """``cmd`` started inside ``cgroup`` (a wrapper joins it, then execs ``cmd``: every process the
+    sandbox starts is counted from its first instruction)."""
+    if not cgroup:
+        return list(cmd)
+    join = ("import os, sys\nopen(os.path.join(sys.argv[1], 'cgroup.procs'), 'w').write(str(os.getpid()))\n"
+            "os.execv(sys.argv[2], sys.argv[2:])\n")
+    return [sys.executable, "-c", join, cgroup, *cmd]
 
 
 def stage_files(cwd: str, dest: str, max_mb: int = 64) -> list[str]:
