@@ -8,13 +8,15 @@ Two studies that HW4 task 3.3 asks for, as functions a notebook or a test calls:
   all their range is pushed into the weights). The curve usually has a minimum in between; where it
   lies depends on the model and on the format: INT8's uniform grid suffers from activation
   outliers much more than FP8's exponent-spaced grid, so INT8 wants larger α.
-* ``compare_formats(...)`` — one row per scheme (w8a8-int8, smoothquant-int8, w8a8-fp8,
-  smoothquant-fp8): perplexity, KL divergence and top-1 agreement vs the baseline on the same
+* ``compare_formats(...)`` — one row per scheme name of ``labkit.schemes`` (default w8a8-int8,
+  smoothquant-int8, w8a8-fp8, smoothquant-fp8): perplexity, KL divergence and top-1 agreement vs the baseline on the same
   windows, and optionally MMLU accuracy; ``to_markdown()`` gives the report table and
   ``labkit.viz.w8a8.plot_format_comparison`` the plot.
 
-The calibration statistic is measured once and shared by every α and format, so the rows differ
-only by what they claim to differ by. Every row is checked against the baseline: a perplexity equal
+Both run labkit's one W8A8 pipeline — the schemes ``W8A8`` / ``SmoothQuant`` through
+``labkit.nn.quantize_model`` (``labkit.models.w8a8_schemes.quantize_smoothed``) — with the
+calibration statistic measured once and shared by every α and format, so the rows differ only by
+what they claim to differ by. Every row is checked against the baseline: a perplexity equal
 to the baseline's to the last digit means the quantization never ran, and raises.
 """
 
@@ -28,16 +30,12 @@ import torch
 from ..errors import NoOpQuantizationError
 from ..models.calibration import ActivationStats, calibrate
 from ..models.layer_maps import linear_names
-from ..models.w8a8 import quantize_w8a8
+from ..models.w8a8_schemes import quantize_smoothed
+from ..schemes import W8A8, SmoothQuant, get_scheme, with_alpha
 from .kld import kld, kld_reference
 from .perplexity import nll_from_logprobs, perplexity_of_windows
 
-SCHEMES = {
-    "w8a8-int8": ("int8", False),
-    "smoothquant-int8": ("int8", True),
-    "w8a8-fp8": ("fp8_e4m3", False),
-    "smoothquant-fp8": ("fp8_e4m3", True),
-}
+SCHEMES = ("w8a8-int8", "smoothquant-int8", "w8a8-fp8", "smoothquant-fp8")
 
 
 def _stats(model, calibration) -> ActivationStats:
@@ -76,14 +74,16 @@ def alpha_sweep(model, windows: torch.Tensor, calibration, alphas=(0.0, 0.25, 0.
         raise ValueError("alphas is empty: give at least one α in [0, 1]")
     stats = _stats(model, calibration)
     base = baseline_ppl if baseline_ppl is not None else perplexity_of_windows(model, windows).ppl
-    plain = perplexity_of_windows(quantize_w8a8(model, fmt).model, windows)
-    _differs(f"w8a8-{fmt}", plain.ppl, base)
+    plain_scheme = W8A8(fmt)
+    plain = perplexity_of_windows(quantize_smoothed(model, plain_scheme).model, windows)
+    _differs(plain_scheme.name, plain.ppl, base)
     ppl = []
     for a in alphas:
-        r = perplexity_of_windows(quantize_w8a8(model, fmt, alpha=float(a), calibration=stats).model, windows).ppl
-        _differs(f"smoothquant-{fmt} α={a}", r, base)
+        scheme = SmoothQuant(plain_scheme.fmt, alpha=float(a))
+        r = perplexity_of_windows(quantize_smoothed(model, scheme, stats).model, windows).ppl
+        _differs(f"{scheme.name} α={a}", r, base)
         ppl.append(r)
-    return AlphaSweep(fmt, tuple(float(a) for a in alphas), tuple(ppl), base, plain.ppl, plain.tokens)
+    return AlphaSweep(plain_scheme.fmt, tuple(float(a) for a in alphas), tuple(ppl), base, plain.ppl, plain.tokens)
 
 
 @dataclass(frozen=True)
@@ -122,17 +122,19 @@ class FormatComparison:
 
 
 def compare_formats(model, tokenizer, windows: torch.Tensor, calibration, alpha: float = 0.5, mmlu=None, k: int = 5,
-                    schemes=tuple(SCHEMES)) -> FormatComparison:
+                    schemes=SCHEMES) -> FormatComparison:
     """INT8 and FP8 W8A8, plain and SmoothQuant (``alpha``), side by side on ``windows: (n, seq_len)``.
 
-    ``mmlu``: an ``MMLUData`` (e.g. ``labkit.eval.data.load_mmlu("lab")``) or None to skip MMLU (it is
+    ``schemes``: names or ``Scheme`` objects of W8A8 type; a SmoothQuant scheme gets strength ``alpha``.
+    ``mmlu``: an ``MMLUData`` (e.g. ``labkit.data.load_mmlu("lab")``) or None to skip MMLU (it is
     the slow part: ~k+1 questions' worth of tokens per question).
     """
     from .mmlu import mmlu_accuracy
 
-    unknown = [s for s in schemes if s not in SCHEMES]
-    if unknown:
-        raise ValueError(f"unknown W8A8 scheme(s) {unknown}; known: {', '.join(SCHEMES)}")
+    resolved = [get_scheme(s) for s in schemes]  # unknown names fail with the list of known ones
+    not_w8a8 = [s.name for s in resolved if not isinstance(s, W8A8)]
+    if not_w8a8:
+        raise ValueError(f"compare_formats compares W8A8 schemes ({', '.join(SCHEMES)}), got {not_w8a8}")
     stats = _stats(model, calibration)
     ref = kld_reference(model, windows)
     # the baseline's own perplexity from the reference log-probs (no second forward pass)
@@ -143,12 +145,13 @@ def compare_formats(model, tokenizer, windows: torch.Tensor, calibration, alpha:
         return None if mmlu is None else mmlu_accuracy(m, tokenizer, mmlu.dev, mmlu.test, k=k).accuracy
 
     rows = []
-    for name in schemes:
-        fmt, smooth = SCHEMES[name]
-        a = alpha if smooth else None
-        q = quantize_w8a8(model, fmt, alpha=a, calibration=stats if smooth else None).model
+    for name, scheme in zip(schemes, resolved):
+        smooth = isinstance(scheme, SmoothQuant)
+        scheme = with_alpha(scheme, alpha) if smooth else scheme
+        q = quantize_smoothed(model, scheme, stats if smooth else None).model
         r = kld(q, ref)
         _differs(name, r.ppl, base_ppl)
-        rows.append(FormatRow(name, fmt, a, r.ppl, r.kld, r.top1, acc(q)))
+        label = name if isinstance(name, str) else scheme.name
+        rows.append(FormatRow(label, scheme.fmt, scheme.alpha if smooth else None, r.ppl, r.kld, r.top1, acc(q)))
     n = 0 if mmlu is None else sum(len(v) for v in mmlu.test.values())
     return FormatComparison(base_ppl, acc(model), tuple(rows), ref.tokens, n)

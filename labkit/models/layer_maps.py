@@ -27,7 +27,15 @@ Architectures differ only in details that do not change the map:
   lm_head are not decoder linears and are never smoothed or quantized by the W8A8 schemes.
 
 ``layer_map(model)`` reads ``config.model_type`` and returns the map; an unknown architecture is an
-error listing the known ones. Adding an architecture means adding one row to ``LAYER_MAPS``.
+error listing the known ones. ``ARCHITECTURES`` is the one list of supported architectures: the
+loader accepts exactly these and ``labkit.models.tiny`` builds a test model of each. Adding an
+architecture means adding it there (and a row to ``LAYER_MAPS`` if it is not Llama-like).
+
+Which linears get quantized: ``DECODER_LINEARS`` of every decoder layer (``linear_names``) — the
+seven projections — and never the embeddings or the lm_head (unless asked, for weight-only
+schemes). ``labkit.nn.quantize_model`` cannot import this module (it sits a layer below) and
+selects "every ``nn.Linear`` but the output projection", which on these architectures is the same
+set; ``tests/models/test_layer_maps.py`` checks that the two agree on each architecture.
 """
 
 from __future__ import annotations
@@ -91,9 +99,11 @@ _LLAMA_LIKE_LINEARS = (
     LinearFold("mlp.up_proj", "mlp.down_proj"),
 )
 
+ARCHITECTURES = ("llama", "qwen2", "qwen3")  # config.model_type values; the one list
+
 LAYER_MAPS: dict[str, LayerMap] = {
     arch: LayerMap(arch, "model.layers", _LLAMA_LIKE_NORMS, _LLAMA_LIKE_LINEARS)
-    for arch in ("llama", "qwen2", "qwen3")
+    for arch in ARCHITECTURES
 }
 
 

@@ -26,7 +26,9 @@ from typing import Any
 
 import torch
 
-SUPPORTED_ARCHS = ("llama", "qwen2", "qwen3")
+from .layer_maps import ARCHITECTURES
+
+SUPPORTED_ARCHS = ARCHITECTURES  # the one list, in labkit.models.layer_maps
 TINY_NAMES = {"tiny-qwen3": "qwen3", "tiny-qwen2": "qwen2", "tiny-llama": "llama"}
 
 

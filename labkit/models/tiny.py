@@ -26,7 +26,9 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, PretrainedConfig, PreTrainedModel, Qwen2Config, Qwen3Config
 
-ARCHS = ("qwen3", "qwen2", "llama")
+from .layer_maps import ARCHITECTURES
+
+ARCHS = ARCHITECTURES  # a tiny model for every supported architecture
 
 # Small enough for a unit test, large enough that GQA (4 query heads on 2 kv heads) is exercised
 # and every linear has both dimensions > 1 (so per-row and per-group quantization differ).
@@ -45,16 +47,16 @@ _COMMON = dict(
     pad_token_id=0,
 )
 
+_CONFIGS = {"llama": (LlamaConfig, {}), "qwen2": (Qwen2Config, {}), "qwen3": (Qwen3Config, {"head_dim": 16})}
+assert set(_CONFIGS) == set(ARCHS), "a tiny config for every architecture of labkit.models.layer_maps"
+
 
 def tiny_config(arch: str = "qwen3") -> PretrainedConfig:
     """The config of a tiny model of architecture ``arch`` ("qwen3", "qwen2" or "llama")."""
-    if arch == "qwen3":
-        return Qwen3Config(**_COMMON, head_dim=16)
-    if arch == "qwen2":
-        return Qwen2Config(**_COMMON)
-    if arch == "llama":
-        return LlamaConfig(**_COMMON)
-    raise ValueError(f"unknown tiny architecture {arch!r}; known: {', '.join(ARCHS)}")
+    if arch not in _CONFIGS:
+        raise ValueError(f"unknown tiny architecture {arch!r}; known: {', '.join(ARCHS)}")
+    config_class, extra = _CONFIGS[arch]
+    return config_class(**_COMMON, **extra)
 
 
 def tiny_model(arch: str = "qwen3", seed: int = 0, dtype: torch.dtype = torch.float32) -> PreTrainedModel:

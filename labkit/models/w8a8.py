@@ -1,12 +1,14 @@
 """Whole-model W8A8 and SmoothQuant: calibrate → smooth → quantize weights and activations.
 
-Three ways to get a W8A8 model, all pure (the input model is deep-copied, never changed):
+labkit's own W8A8 is the schemes ``w8a8-*`` / ``smoothquant-*`` through ``labkit.nn.quantize_model``
+(``labkit.models.w8a8_schemes``). This module compares it with torchao, all pure (the input model
+is deep-copied, never changed):
 
-* ``quantize_w8a8(model, "int8" | "fp8_e4m3", alpha=None | α, calibration=...)`` — labkit's own
-  path: optionally fold SmoothQuant factors (``labkit.models.smoothing``, from per-channel
-  activation maxima measured by ``labkit.models.calibration``) and replace every decoder linear
-  by a ``labkit.nn.w8a8.W8A8Linear`` (per-token activations, per-row weights). Runs on CPU; FP8 uses
-  ``torch._scaled_mm`` on CUDA SM ≥ 8.9.
+* ``quantize_w8a8(model, "int8" | "fp8_e4m3", alpha=None | α, calibration=...)`` — labkit's
+  pipeline (``quantize_smoothed``: fold SmoothQuant factors, then ``quantize_model`` with
+  ``W8A8Linear``) with the probe guard below and a ``W8A8Report``; kept for notebook 08 as written
+  today, to be removed once nothing imports it. Runs on CPU; FP8 uses ``torch._scaled_mm`` on CUDA
+  SM ≥ 8.9.
 * ``torchao_smoothquant_int8(model, calibration, alpha)`` — torchao 0.18's own recipe:
   ``quantize_(m, SmoothQuantConfig(base_config=Int8DynamicActivationInt8WeightConfig(),
   step="prepare", alpha=α))``, run the calibration windows, then the same config with
@@ -21,7 +23,7 @@ Three ways to get a W8A8 model, all pure (the input model is deep-copied, never 
 Guards, because a student report once showed SmoothQuant rows identical to BF16 to the last digit:
 every path counts the linears that now quantize their activations (``count_act_quantized``) and
 fails on zero, and it runs a short probe through the baseline and the result and fails if the
-logits did not move.
+logits did not move (``labkit.errors.NoOpQuantizationError``).
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from torch import nn
 
 from ..errors import NoOpQuantizationError
 from ..nn.w8a8 import W8A8Linear, _w8a8_format
+from ..schemes import W8A8, SmoothQuant
 from .calibration import ActivationStats, calibrate
-from .layer_maps import layer_map, linear_names
+from .layer_maps import linear_names
 from .smoothing import smooth_model
+from .w8a8_schemes import quantize_smoothed
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,6 @@ def _smoothed_copy(model, calibration, alpha: float | None, scope: str):
     return smooth_model(model, stats, alpha=alpha, scope=scope).model, stats.tokens
 
 
-def _module_parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    parent_name, _, child = name.rpartition(".")
-    return model.get_submodule(parent_name), child
-
-
 def _as_stats(model: nn.Module, calibration) -> ActivationStats:
     if isinstance(calibration, ActivationStats):
         return calibration
@@ -122,14 +121,16 @@ def quantize_w8a8(model: nn.Module, fmt: str = "int8", *, alpha: float | None = 
     """labkit W8A8 of every decoder linear, with SmoothQuant folding first if ``alpha`` is given.
 
     ``calibration``: ``(n, seq)`` token ids or precomputed ``ActivationStats`` (needed iff alpha is set;
-    ids also serve as the no-op probe). Embeddings and lm_head stay in float.
+    ids also serve as the no-op probe). Embeddings and lm_head stay in float. The same pipeline as
+    ``quantize_model(model, "w8a8-int8")`` / ``"smoothquant-int8@α"`` (``quantize_smoothed``).
     """
     f = _w8a8_format(fmt)
-    names = linear_names(model, layer_map(model))
-    new, tokens = _smoothed_copy(model, calibration, alpha, scope)
-    for name in names:
-        parent, child = _module_parent(new, name)
-        setattr(parent, child, W8A8Linear.from_float(getattr(parent, child), f))
+    if alpha is None:
+        scheme, stats, tokens = W8A8(f.name), None, 0
+    else:
+        stats = _as_stats(model, calibration)
+        scheme, tokens = SmoothQuant(f.name, alpha=alpha, scope=scope), stats.tokens
+    new = quantize_smoothed(model, scheme, stats).model
     backend = "labkit"
     change = _guard(backend, model, new, _probe(calibration))
     return W8A8Result(new, W8A8Report(backend, f.name, alpha, count_act_quantized(new), tokens, change))
