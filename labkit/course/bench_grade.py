@@ -1,12 +1,13 @@
-"""``labkit bench-grade``: how much faster is ``labkit grade --jobs N`` than one process?
+"""``labkit bench-grade``: students per minute of ``labkit grade`` with 1, 2, … local Dask workers.
 
 Builds a throw-away course (a temporary copy of ``autograde/source``), releases it, hands in the
 same solved notebook(s) for ``--students`` simulated students, then grades the whole class once
-per ``--jobs`` value on fresh copies and reports wall time, seconds per student and the speed-up
-against the first ``--jobs`` value measured in the same run. Grades must agree across runs (a
-benchmark that changed grades would be measuring a bug); a disagreement is an error.
+per ``--local-workers`` value on fresh copies and reports wall time (cluster start and the course
+bundle included, as an instructor would wait), students per minute and the speed-up against the
+first value measured in the same run. Grades must agree across runs (a benchmark that changed
+grades would be measuring a bug); a disagreement is an error.
 
-    labkit bench-grade --students 8 --jobs 1 2 --notebooks 01_absmax
+    labkit bench-grade --students 8 --local-workers 1 2 --notebooks 01_absmax
 
 The work is CPU-bound (kernel start-up imports numpy, torch and matplotlib, then runs the
 notebook), so the speed-up is capped by the number of free cores; on a shared machine it also
@@ -29,10 +30,14 @@ from .release import ASSIGNMENT, COURSE, api_for, copy_course
 
 @dataclass(frozen=True)
 class BenchResult:
-    jobs: int
+    workers: int
     students: int
     seconds: float
-    speedup: float  # against the first jobs value of the run
+    speedup: float  # against the first workers value of the run
+
+    @property
+    def per_minute(self) -> float:
+        return 60.0 * self.students / self.seconds
 
 
 def _solved_submission(release_nb: dict, source_nb: dict) -> dict:
@@ -58,9 +63,9 @@ def _scores(root: Path) -> dict:
                 for s in gb.find_assignment(ASSIGNMENT).submissions for nb in s.notebooks for g in nb.grades}
 
 
-def bench(students: int = 8, jobs: tuple[int, ...] = (1, 2), notebooks: tuple[str, ...] = ("01_absmax",),
+def bench(students: int = 8, workers: tuple[int, ...] = (1, 2), notebooks: tuple[str, ...] = ("01_absmax",),
           course: Path | str = COURSE) -> list[BenchResult]:
-    """Grade ``students`` solved submissions of ``notebooks`` once per ``jobs`` value; wall times."""
+    """Grade ``students`` solved submissions of ``notebooks`` once per ``workers`` value; wall times."""
     from .parallel import grade
 
     results = []
@@ -77,19 +82,20 @@ def bench(students: int = 8, jobs: tuple[int, ...] = (1, 2), notebooks: tuple[st
                 source = json.loads((base / "source" / ASSIGNMENT / f"{stem}.ipynb").read_text())
                 (folder / f"{stem}.ipynb").write_text(json.dumps(_solved_submission(release, source)))
         reference = None
-        for n in jobs:
-            root = Path(tmp) / f"jobs{n}"
+        for n in workers:
+            root = Path(tmp) / f"workers{n}"
             shutil.copytree(base, root)
             t0 = time.perf_counter()
-            run = grade(ASSIGNMENT, root, jobs=n)
+            run = grade(ASSIGNMENT, root, local_workers=n)
             seconds = time.perf_counter() - t0
             if run.failed:
-                raise RuntimeError(f"grading failed for {sorted(run.failed)} with --jobs {n}")
+                raise RuntimeError(f"grading failed for {sorted(run.failed)} with --local-workers {n}: "
+                                   f"{next(iter(run.failed.values()))}")
             scores = _scores(root)
             if reference is None:
                 reference = scores
             elif scores != reference:
-                raise RuntimeError(f"--jobs {n} gave different grades from --jobs {jobs[0]}")
+                raise RuntimeError(f"--local-workers {n} gave different grades from --local-workers {workers[0]}")
             base_seconds = results[0].seconds if results else seconds
             results.append(BenchResult(n, students, round(seconds, 1), round(base_seconds / seconds, 2)))
     return results
@@ -97,13 +103,17 @@ def bench(students: int = 8, jobs: tuple[int, ...] = (1, 2), notebooks: tuple[st
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--students", type=int, default=8)
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--local-workers", "--jobs", dest="workers", type=int, nargs="+", default=[1, 2],
+                        help="worker counts to compare (default 1 2)")
     parser.add_argument("--notebooks", nargs="+", default=["01_absmax"], help="notebook stems each student hands in")
 
 
 def run(args: argparse.Namespace) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{args.students} students x {', '.join(args.notebooks)}; {os.cpu_count()} cores, load average {load:.1f}")
-    for r in bench(args.students, tuple(args.jobs), tuple(args.notebooks)):
-        print(f"--jobs {r.jobs}: {r.seconds:7.1f} s  ({r.seconds / r.students:5.1f} s/student)  speed-up x{r.speedup:.2f}")
+    for r in bench(args.students, tuple(args.workers), tuple(args.notebooks)):
+        print(f"--local-workers {r.workers}: {r.seconds:7.1f} s  {r.per_minute:5.2f} students/min  "
+              f"({r.seconds / r.students:5.1f} s/student)  speed-up x{r.speedup:.2f}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average at the end {load:.1f}")
     return 0
