@@ -16,6 +16,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.root = os.path.join(HERE, "autograde")
 c.CourseDirectory.course_id = "hw4-quantization"
 
+# --- Gradebook database (labkit grade / collect / grade-report read it too; autograde/INSTRUCTORS.md) ---
+# Default: the sqlite file autograde/gradebook.db (one writer at a time: fine for one instructor;
+# `labkit grade` writes from one process whatever the number of workers). For several TAs in the
+# formgrader at once or a large class, set a PostgreSQL URL in the environment of every tool:
+#   export LABKIT_GRADEBOOK_URL='postgresql+psycopg2://grader@db.example.org/hw4'
+if os.environ.get("LABKIT_GRADEBOOK_URL"):
+    c.CourseDirectory.db_url = os.environ["LABKIT_GRADEBOOK_URL"]
+
 # Students: autograde adds any student folder it finds in submitted/ to the gradebook, so a
 # class list is optional (add names with `nbgrader db student add ID --first-name ... --last-name ...`).
 c.Autograde.create_student = True

@@ -19,9 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help) — each issue adds its own rows
     "bench-gptq": ("labkit.bench.gptq", "time full GPTQ against round-to-nearest on LLM-sized linears"),
     "course": ("labkit.course.release", "hw4 course: regenerate notebooks/ from autograde/source, check, time"),
-    "grade": ("labkit.course.parallel", "autograde a class in N processes (per-shard gradebooks merged safely)"),
+    "collect": ("labkit.course.collect", "put an LMS zip (Canvas, Moodle, studentid_notebook.ipynb) into submitted/<id>/<assignment>/"),
+    "grade": ("labkit.course.parallel", "autograde a class on Dask (local workers or a cluster); the gradebook has one writer"),
     "grade-report": ("labkit.course.report", "per-task score distribution from the gradebook: which blanks the class misses"),
-    "bench-grade": ("labkit.course.bench_grade", "time labkit grade --jobs 1 vs N on a synthetic class"),
+    "bench-grade": ("labkit.course.bench_grade", "students per minute of labkit grade with 1 vs N local workers"),
     "bench": ("labkit.bench.cli", "prefill/decode throughput of a quantized model vs its baseline; kernel micro-benchmarks"),
     "matmul-error": ("labkit.bench.matmul_error", "INT8 vs FP8 fake-quant matmul error against the float product"),
     "eval": ("labkit.eval.cli", "perplexity, KL divergence or MMLU of one model under one quantization scheme (JSON)"),
