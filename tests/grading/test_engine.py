@@ -114,10 +114,10 @@ def _patched_library(monkeypatch):
 def _patched_helpers(monkeypatch):
     """labkit's compare helpers replaced through the module's __dict__ (past the read-only guard and
     unseen by the snapshot): the kernel's verdict is then a lie, only the re-check can tell."""
-    import labkit.grading.compare as cmp
-
-    for helper in ("check_array", "check_scalar", "compare_codes", "compare_floats"):
-        monkeypatch.setitem(cmp.__dict__, helper, lambda *a, **k: None)
+    for mod in [m for n, m in sys.modules.items() if n.startswith("labkit.grading") and m is not None]:
+        for helper in ("check_array", "check_scalar", "compare_codes", "compare_floats"):
+            if helper in mod.__dict__:
+                monkeypatch.setitem(mod.__dict__, helper, lambda *a, **k: None)
 
 
 @pytest.mark.parametrize("name", CHECKS)
