@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("labkit.bench.cli", "prefill/decode throughput of a quantized model vs its baseline; kernel micro-benchmarks"),
     "matmul-error": ("labkit.bench.matmul_error", "INT8 vs FP8 fake-quant matmul error against the float product"),
     "eval": ("labkit.eval.cli", "perplexity, KL divergence or MMLU of one model under one quantization scheme (JSON)"),
-    "sweep": ("labkit.eval.sweep", "schemes x modes x tasks grid: results JSONL, markdown/CSV table and plots"),
+    "sweep": ("labkit.viz.sweep_plots", "schemes x modes x tasks grid: results JSONL, markdown/CSV table and plots"),
     "fetch-model": ("labkit.models.fetch", "fetch and convert the default model (SmolLM2-135M-Instruct) into the cache"),
 }
 

@@ -9,7 +9,9 @@ every row compares with it. Writes into ``--out``:
   * ``table.md`` and ``table.csv`` — this run: one line per (scheme, mode) with ppl and its change
     against the baseline, KL and top-1 agreement, MMLU accuracy, weight MiB and worst weight error;
   * ``ppl.png`` and ``kld.png`` — perplexity and KL divergence per scheme, fake and real side by side
-    (KL on a log scale: 8-bit schemes differ by orders of magnitude there).
+    (KL on a log scale: 8-bit schemes differ by orders of magnitude there), drawn by
+    ``labkit.viz.sweep_plots`` — the module ``labkit sweep`` runs, since plots live in ``labkit.viz``
+    and nothing in ``labkit.eval`` imports them.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import add_common_arguments, config_from_args
-from .runner import TASKS
+from .runner import TASKS, EvalConfig
 
 DEFAULT_SCHEMES = ("int8-tensor", "int8-row", "int8-group128", "fp8-tensor", "fp8-row", "fp8-group128")
 
@@ -93,47 +96,26 @@ def write_tables(lines: list[dict], out: Path, header: str) -> tuple[Path, Path]
 
 
 def plot(lines: list[dict], key: str, out_png: Path, title: str, log: bool = False) -> Path | None:
-    """Grouped bars of ``key`` per scheme (fake and real side by side); the baseline as a line."""
-    import matplotlib
+    """Moved to ``labkit.viz.sweep_plots.plot`` (plots live in ``labkit.viz``); kept for notebook 06 as
+    written today and removed once it imports the new place."""
+    from ..viz.sweep_plots import plot as _plot  # known layering exception, tests/test_layering.py
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    quantized = [line for line in lines if line["scheme"] != "none" and key in line]
-    if not quantized:
-        return None
-    schemes = list(dict.fromkeys(line["scheme"] for line in quantized))
-    modes = list(dict.fromkeys(line["mode"] for line in quantized))
-    width = 0.8 / len(modes)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(schemes) + 2), 3.6))
-    for i, mode in enumerate(modes):
-        xs, ys = [], []
-        for j, s in enumerate(schemes):
-            line = next((x for x in quantized if x["scheme"] == s and x["mode"] == mode), None)
-            if line is not None:
-                xs.append(j + (i - (len(modes) - 1) / 2) * width)
-                ys.append(line[key])
-        ax.bar(xs, ys, width=width, label=mode)
-    base = next((line.get(key) for line in lines if line["scheme"] == "none"), None)
-    if base is not None and not log:
-        ax.axhline(base, color="k", linestyle="--", linewidth=1, label="baseline")
-        values = [line[key] for line in quantized] + [base]
-        span = max(values) - min(values)
-        ax.set_ylim(min(values) - 0.5 * span - 1e-9, max(values) + 0.3 * span + 1e-9)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xticks(range(len(schemes)))
-    ax.set_xticklabels(schemes, rotation=30, ha="right")
-    ax.set_ylabel(key)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return out_png
+    return _plot(lines, key, out_png, title, log)
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class SweepOutput:
+    """What ``sweep`` measured and wrote: the raw rows, one line per (scheme, mode), where, and how."""
+
+    rows: list[dict]
+    lines: list[dict]
+    out: Path
+    written: list[Path]
+    config: EvalConfig
+
+
+def sweep(args: argparse.Namespace) -> SweepOutput:
+    """Run the grid of ``args`` (baseline first), append results.jsonl, write table.md and table.csv."""
     from .runner import Evaluator
 
     schemes = [s for s in args.schemes.split(",") if s and s != "none"]
@@ -160,18 +142,20 @@ def run(args: argparse.Namespace) -> int:
                 jsonl.flush()
                 rows.append(row)
     lines = summarize(rows)
-    how = (f"model `{config.model}` ({config.dtype}, {config.device}); text `{config.text}`, seq_len "
-           f"{config.seq_len}, first {config.max_tokens} tokens; MMLU `{config.mmlu}` {config.shots}-shot "
-           f"({config.mmlu_scoring} scoring)")
-    md, csv_path = write_tables(lines, out, how)
-    written = [md, csv_path]
-    if not args.no_plots:
-        for key, title, log in (("ppl", "Perplexity per scheme (lower is better)", False),
-                                ("kld", "KL(baseline || quantized), nats (lower is better)", True)):
-            png = plot(lines, key, out / f"{key}.png", f"{config.model}: {title}", log)
-            if png:
-                written.append(png)
-    print((out / "table.md").read_text())
-    print("wrote " + ", ".join(str(p) for p in written) + f", appended {len(rows)} rows to {out / 'results.jsonl'}",
-          file=sys.stderr)
-    return 0
+    md, csv_path = write_tables(lines, out, header(config))
+    return SweepOutput(rows, lines, out, [md, csv_path], config)
+
+
+def header(config: EvalConfig) -> str:
+    """The line above the table saying how every number in it was measured."""
+    return (f"model `{config.model}` ({config.dtype}, {config.device}); text `{config.text}`, seq_len "
+            f"{config.seq_len}, first {config.max_tokens} tokens; MMLU `{config.mmlu}` {config.shots}-shot "
+            f"({config.mmlu_scoring} scoring)")
+
+
+def report(result: SweepOutput) -> None:
+    """Print the table on stdout and what was written on stderr."""
+    print((result.out / "table.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in result.written) + f", appended {len(result.rows)} rows to "
+          f"{result.out / 'results.jsonl'}", file=sys.stderr)
+
