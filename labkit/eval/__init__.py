@@ -1,6 +1,8 @@
 """labkit.eval — measuring what quantization costs: perplexity (GPTQ protocol), MMLU 5-shot accuracy,
 and the KL divergence / top-1 agreement of a quantized model's next-token distribution against its
-baseline; the data they run on; and the ``labkit eval`` / ``labkit sweep`` commands.
+baseline; the ``labkit eval`` command and the measuring side of ``labkit sweep``. The data they run
+on is ``labkit.data`` (``labkit.eval.data`` forwards to it); the sweep's plots are
+``labkit.viz.sweep_plots``.
 """
 
 from .kld import KLDReference, KLDResult, kl_divergence, kld_reference
