@@ -1,15 +1,7 @@
-"""Checks for the torch fill-ins of notebooks 08 (SmoothQuant on a real model) and 06 (weight-only).
+"""Checks for the torch fill-ins of notebook 06 (weight-only). Notebook 08's checks (calibration,
+smoothing) live in ``labkit.grading.smoothquant_checks``.
 
-The numpy exercises of notebooks 01–05 go through ``labkit.grading.check`` and its ``EXERCISES``
-table; notebook 08 asks for two small *torch* functions, graded here against labkit's model
-helpers in ``labkit.quant.smoothquant``:
-
-* ``activation_absmax(x)`` — the calibration statistic: per-channel max|x| of activations
-  ``x: (..., dim)`` → ``(dim,)`` float32 (reference ``channel_absmax``);
-* ``smoothing_factors(act_absmax, weight_absmax, alpha)`` — ``s = act^α / w^(1−α)``, 1.0 where
-  either maximum is 0 (reference ``smooth_factors``).
-
-Notebook 06 adds one more, graded twice (once per format, so a wrong FP8 cast costs only the FP8
+Notebook 06 asks for one, graded twice (once per format, so a wrong FP8 cast costs only the FP8
 points): ``fake_quant_per_group(w, group_size, fmt)`` — quantize-dequantize ``w: (out, K)`` with one
 absmax scale per group of ``group_size`` along K (the last group shorter when it does not divide K,
 an all-zero group kept at 0), returned in ``w``'s dtype; exercises ``fake_quant_per_group_int8`` and
@@ -28,7 +20,6 @@ from __future__ import annotations
 
 import torch
 
-from ..quant import smoothquant as _sq
 from ..quant.granularity import PerGroup
 from ..quant.primitives import choose_qparams as _choose_qparams
 from ..quant.primitives import fake_quantize as _fake_quantize
@@ -41,26 +32,7 @@ def _per_group_reference(w: torch.Tensor, group_size: int, fmt: str) -> torch.Te
 
 
 # captured at import, i.e. in the notebook's setup cell before any student code runs
-_REFERENCES = {"activation_absmax": _sq.channel_absmax, "smoothing_factors": _sq.smooth_factors,
-               "fake_quant_per_group_int8": _per_group_reference, "fake_quant_per_group_fp8": _per_group_reference}
-
-
-def _absmax_cases(gen: torch.Generator):
-    worked = torch.tensor([[[1.0, -4.0, 0.5], [-2.0, 3.0, 0.25]]])
-    x = torch.randn(2, 16, 32, generator=gen)
-    x[..., 7] *= 60.0
-    return [("worked example (1, 2, 3)", (worked,)), ("(2, 16, 32) with an outlier channel", (x,)),
-            ("2-D (tokens, dim)", (torch.randn(40, 24, generator=gen) * 3,))]
-
-
-def _factor_cases(gen: torch.Generator):
-    worked = (torch.tensor([4.0, 1.0, 0.0]), torch.tensor([1.0, 0.25, 2.0]), 0.5)
-    act = torch.rand(64, generator=gen) * 10
-    act[[3, 9]] = 0.0
-    w = torch.rand(64, generator=gen) * 0.3
-    w[5] = 0.0
-    return [("worked example, α = 0.5", worked), ("64 channels with zeros, α = 0.5", (act, w, 0.5)),
-            ("α = 0.8", (act, w, 0.8)), ("α = 0.0", (act, w, 0.0)), ("α = 1.0", (act, w, 1.0))]
+_REFERENCES = {"fake_quant_per_group_int8": _per_group_reference, "fake_quant_per_group_fp8": _per_group_reference}
 
 
 def _group_cases(fmt: str):
@@ -79,8 +51,7 @@ def _group_cases(fmt: str):
     return cases
 
 
-CASES = {"activation_absmax": _absmax_cases, "smoothing_factors": _factor_cases,
-         "fake_quant_per_group_int8": _group_cases("int8"), "fake_quant_per_group_fp8": _group_cases("fp8_e4m3")}
+CASES = {"fake_quant_per_group_int8": _group_cases("int8"), "fake_quant_per_group_fp8": _group_cases("fp8_e4m3")}
 
 
 def _grid_step(w: torch.Tensor, group_size: int, fmt: str, ref: torch.Tensor) -> torch.Tensor:
@@ -113,30 +84,12 @@ def _compare_group(name: str, got, ref: torch.Tensor, w: torch.Tensor, group_siz
             compare_floats(name, g.numpy(), e.numpy(), rtol=1e-5, atol=1e-7)   # raises, saying where and how much
 
 
-def _compare(name: str, got, ref: torch.Tensor) -> None:
-    if not isinstance(got, torch.Tensor):
-        raise GradingError(f"{name}: expected a torch tensor, got {type(got).__name__}"
-                           "\n  → this notebook works in torch: use x.abs(), .amax(dim=...), torch.where")
-    if got.dtype != torch.float32:
-        raise GradingError(f"{name}: expected dtype torch.float32, got {got.dtype}\n  → convert with .float()")
-    if tuple(got.shape) != tuple(ref.shape):
-        raise GradingError(f"{name}: expected shape {tuple(ref.shape)}, got {tuple(got.shape)}"
-                           "\n  → one value per channel (the last axis): reduce over every other axis")
-    compare_floats(name, got.detach().cpu().numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
-
-
-_TASKS = {"activation_absmax": "Task 8.1", "smoothing_factors": "Task 8.2",
-          "fake_quant_per_group_int8": "Task 6.1", "fake_quant_per_group_fp8": "Task 6.1"}
+_TASKS = {"fake_quant_per_group_int8": "Task 6.1", "fake_quant_per_group_fp8": "Task 6.1"}
 
 
 def _register(name: str) -> None:
-    grouped = name.startswith("fake_quant_per_group")
-
     def compare(got, ref, args):
-        if grouped:
-            _compare_group(name, got, ref, *args)
-        else:
-            _compare(name, got, ref)
+        _compare_group(name, got, ref, *args)
 
     # the engine (labkit.grading.cases) calls the student's function on clones, with the tripwire on
     # labkit/quant, fails a case that changes its input in place, and records the answers under autograde
