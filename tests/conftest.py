@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from solved_notebooks import solved_runs  # noqa: F401  (session fixture: each solved notebook executed once)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
