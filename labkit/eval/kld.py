@@ -9,7 +9,9 @@ distribution of the quantized model q with the baseline's p at every position of
 averaged over all scored positions. Worked number: p = (0.5, 0.5), q = (0.25, 0.75) →
 0.5·log(0.5/0.25) + 0.5·log(0.5/0.75) = 0.3466 − 0.2027 = 0.1438 nats. Top-1 agreement is the share
 of positions where both models put their highest probability on the same token ("would greedy
-decoding pick the same next token?"). A good 8-bit weight-only scheme gives KL ~1e-3 and top-1 > 98%.
+decoding pick the same next token?"). Measured (``labkit eval --scheme int8-row --task kld
+--max-tokens 4096``, SmolLM2-135M float32, lab text, windows of 512, December 2026): KL 2.9e-3 nats,
+top-1 agreement 96.5%, worst position 0.17 nats.
 
 Design: the baseline's log-probabilities are computed *once* (``kld_reference``) on the same windows
 as the perplexity protocol (``labkit.eval.perplexity``), kept on CPU in float32, and reused for every

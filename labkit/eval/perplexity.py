@@ -9,7 +9,9 @@ The protocol (the one GPTQ, AWQ, SmoothQuant and most quantization papers report
   4. ``nll`` = the mean over all ``n·(seq_len-1)`` predictions, ``ppl = exp(nll)``.
 
 Worked number: a model that spreads its probability uniformly over a vocabulary of V tokens has
-``nll = log V`` and ``ppl = V`` whatever the text; SmolLM2-135M scores ~10–20 on plain English.
+``nll = log V`` and ``ppl = V`` whatever the text (49152 for SmolLM2's vocabulary), while
+SmolLM2-135M with int8-row weights scores 12.79 on the first 4096 tokens of the lab text in
+windows of 512 (``labkit eval``, December 2026).
 
 Why every detail is fixed. Perplexity depends on the window length (longer context → lower ppl), on
 which tokens are scored, and on tokenization: two runs that differ in any of them are not comparable,

@@ -28,18 +28,13 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import NoOpQuantizationError
-from ..models.calibration import ActivationStats, calibrate
-from ..models.layer_maps import linear_names
+from ..models.calibration import as_stats
 from ..models.w8a8_schemes import quantize_smoothed
 from ..schemes import W8A8, SmoothQuant, get_scheme, with_alpha
 from .kld import kld, kld_reference
 from .perplexity import nll_from_logprobs, perplexity_of_windows
 
 SCHEMES = ("w8a8-int8", "smoothquant-int8", "w8a8-fp8", "smoothquant-fp8")
-
-
-def _stats(model, calibration) -> ActivationStats:
-    return calibration if isinstance(calibration, ActivationStats) else calibrate(model, calibration, linear_names(model))
 
 
 def _differs(name: str, value: float, baseline: float) -> None:
@@ -72,7 +67,7 @@ def alpha_sweep(model, windows: torch.Tensor, calibration, alphas=(0.0, 0.25, 0.
     """
     if not alphas:
         raise ValueError("alphas is empty: give at least one α in [0, 1]")
-    stats = _stats(model, calibration)
+    stats = as_stats(model, calibration)
     base = baseline_ppl if baseline_ppl is not None else perplexity_of_windows(model, windows).ppl
     plain_scheme = W8A8(fmt)
     plain = perplexity_of_windows(quantize_smoothed(model, plain_scheme).model, windows)
@@ -135,7 +130,7 @@ def compare_formats(model, tokenizer, windows: torch.Tensor, calibration, alpha:
     not_w8a8 = [s.name for s in resolved if not isinstance(s, W8A8)]
     if not_w8a8:
         raise ValueError(f"compare_formats compares W8A8 schemes ({', '.join(SCHEMES)}), got {not_w8a8}")
-    stats = _stats(model, calibration)
+    stats = as_stats(model, calibration)
     ref = kld_reference(model, windows)
     # the baseline's own perplexity from the reference log-probs (no second forward pass)
     nll = sum(float(nll_from_logprobs(lp[None], w[None, 1:]).double().sum()) for lp, w in zip(ref.logprobs, windows))

@@ -111,3 +111,19 @@ def calibrate(model: nn.Module, batches: torch.Tensor, names: list[str] | None =
     if bad:
         raise ValueError(f"non-finite activations at the input of {bad[0]!r} during calibration (NaN/Inf in the model?)")
     return ActivationStats(absmax, tokens=int(batches.numel()), sequences=int(batches.shape[0]))
+
+
+def as_stats(model: nn.Module, calibration) -> ActivationStats:
+    """``calibration`` as ``ActivationStats``: returned as is, or measured from ``(n, seq)`` token ids
+    with ``calibrate`` over the decoder linears of the model's layer map. None is an error that says
+    what to pass."""
+    from .layer_maps import linear_names
+
+    if isinstance(calibration, ActivationStats):
+        return calibration
+    if calibration is None:
+        raise ValueError(
+            "SmoothQuant needs calibration data: pass calibration=(n, seq) token ids (e.g. "
+            "labkit.models.calibration.calibration_windows(ids, 8, 256)) or ActivationStats"
+        )
+    return calibrate(model, calibration, names=linear_names(model))

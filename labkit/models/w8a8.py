@@ -37,7 +37,7 @@ from torch import nn
 from ..errors import NoOpQuantizationError
 from ..nn.w8a8 import W8A8Linear, _w8a8_format
 from ..schemes import W8A8, SmoothQuant
-from .calibration import ActivationStats, calibrate
+from .calibration import ActivationStats, as_stats
 from .layer_maps import linear_names
 from .smoothing import smooth_model
 from .w8a8_schemes import quantize_smoothed
@@ -79,19 +79,8 @@ def _smoothed_copy(model, calibration, alpha: float | None, scope: str):
     """A copy of ``model``, SmoothQuant-folded when ``alpha`` is set; also the calibration token count."""
     if alpha is None:
         return copy.deepcopy(model), 0
-    stats = _as_stats(model, calibration)
+    stats = as_stats(model, calibration)
     return smooth_model(model, stats, alpha=alpha, scope=scope).model, stats.tokens
-
-
-def _as_stats(model: nn.Module, calibration) -> ActivationStats:
-    if isinstance(calibration, ActivationStats):
-        return calibration
-    if calibration is None:
-        raise ValueError(
-            "SmoothQuant needs calibration data: pass calibration=(n, seq) token ids (e.g. "
-            "labkit.models.calibration.calibration_windows(ids, 8, 256)) or ActivationStats"
-        )
-    return calibrate(model, calibration, names=linear_names(model))
 
 
 @torch.no_grad()
@@ -128,7 +117,7 @@ def quantize_w8a8(model: nn.Module, fmt: str = "int8", *, alpha: float | None = 
     if alpha is None:
         scheme, stats, tokens = W8A8(f.name), None, 0
     else:
-        stats = _as_stats(model, calibration)
+        stats = as_stats(model, calibration)
         scheme, tokens = SmoothQuant(f.name, alpha=alpha, scope=scope), stats.tokens
     new = quantize_smoothed(model, scheme, stats).model
     backend = "labkit"

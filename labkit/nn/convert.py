@@ -2,7 +2,7 @@
 
     result = quantize_model(model, "int8-row", mode="real")
     result.model    # a NEW model (deep copy); ``model`` itself is untouched
-    print(result.report)   # SmolLM2-135M, float32 (measured in the lab, November 2026):
+    print(result.report)   # SmolLM2-135M, float32 (measured on the lab's 2-core CPU, November 2026):
     # int8-row (real): 210 layers replaced (model.layers.0.self_attn.q_proj, ...)
     #   weight bytes 405.0 MiB -> 101.8 MiB (3.98x smaller), worst relative error 0.01162 (...)
 
