@@ -21,7 +21,7 @@ the codes into wrong numbers. ``codes()`` gives them back with their real dtype.
 
 The conversion is offline and separate from the runtime (gpt-fast's ``quantize.py``):
 ``QuantLinear.from_float(linear, scheme, mode)`` does the rounding and packing once; ``forward``
-is four lines. ``linear`` itself is never modified.
+is a few lines. ``linear`` itself is never modified.
 """
 
 from __future__ import annotations
