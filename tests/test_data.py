@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from labkit.eval.data import data_dir, load_mmlu, load_mmlu_csv, load_ppl_text, load_text_file
+from labkit.data import data_dir, load_mmlu, load_mmlu_csv, load_ppl_text, load_text_file, tokenize_corpus
 
 
 def test_lab_text():
@@ -63,3 +63,26 @@ def test_text_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         load_ppl_text(str(tmp_path / "missing.txt"))
     assert (data_dir() / "README.md").is_file()
+
+
+def test_tokenize_corpus_joins_documents_with_a_blank_line():
+    from labkit.models.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    ids = tokenize_corpus(["first document", "second one"], tok)
+    assert ids.tolist() == tok("first document\n\nsecond one").input_ids and ids.dtype.is_floating_point is False
+    assert tokenize_corpus("first document", tok, max_tokens=2).tolist() == tok("first document").input_ids[:2]
+    with pytest.raises(ValueError, match="empty"):
+        tokenize_corpus(["  ", ""], tok)
+    with pytest.raises(ValueError, match="max_tokens"):
+        tokenize_corpus("text", tok, max_tokens=1)
+
+
+def test_old_import_places_still_work():
+    """Notebooks written against labkit.eval.data / labkit.eval.perplexity keep working."""
+    import labkit.data
+    from labkit.eval import data as old_data
+    from labkit.eval.perplexity import tokenize_corpus as old_tokenize
+
+    assert old_data.load_ppl_text is labkit.data.load_ppl_text and old_data.MMLUData is labkit.data.MMLUData
+    assert old_tokenize is tokenize_corpus

@@ -17,9 +17,10 @@ import math
 import pytest
 import torch
 
-from labkit.eval.data import load_ppl_text
+from labkit.data import load_ppl_text
 from labkit.eval.kld import kld, kld_reference
-from labkit.eval.perplexity import make_windows, perplexity_of_windows, tokenize_corpus
+from labkit.data import tokenize_corpus
+from labkit.eval.perplexity import make_windows, perplexity_of_windows
 from labkit.nn import quantize_model
 
 pytestmark = pytest.mark.slow

@@ -5,9 +5,9 @@ import torch
 
 from labkit.models.tiny import tiny_model
 from labkit.models.w8a8 import count_act_quantized
-from labkit.models.w8a8_schemes import SmoothQuant, W8A8, calibration_ids, with_alpha
+from labkit.models.w8a8_schemes import calibration_ids
 from labkit.nn import quantize_model
-from labkit.schemes import get_scheme, scheme_names
+from labkit.schemes import W8A8, SmoothQuant, get_scheme, scheme_names, with_alpha
 
 NAMES = ["w8a8-int8", "w8a8-fp8", "smoothquant-int8", "smoothquant-fp8"]
 
@@ -33,8 +33,7 @@ def test_with_alpha_and_validation():
 
 
 def test_calibration_windows_come_from_the_second_half_of_the_text():
-    from labkit.eval.data import load_ppl_text
-    from labkit.eval.perplexity import tokenize_corpus
+    from labkit.data import load_ppl_text, tokenize_corpus
     from labkit.models.tiny import tiny_tokenizer
 
     model = tiny_model("llama")
