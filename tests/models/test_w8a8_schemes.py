@@ -78,3 +78,36 @@ def test_alpha_in_the_name():
         get_scheme("smoothquant-int8@high")
     with pytest.raises(ValueError, match="known schemes"):
         get_scheme("w8a8-int8@0.5")
+
+
+def test_one_pipeline_the_scheme_and_the_shared_stats_path_agree():
+    """quantize_model(model, smoothquant) calibrates on the scheme's text; quantize_smoothed with those same
+    statistics, and the older quantize_w8a8, must give bitwise the same model (one path, three entries)."""
+    from labkit.models.calibration import calibrate
+    from labkit.models.layer_maps import linear_names
+    from labkit.models.w8a8 import quantize_w8a8
+    from labkit.models.w8a8_schemes import quantize_smoothed
+
+    model = tiny_model("llama")
+    scheme = SmoothQuant("int8", alpha=0.6, n_windows=2, seq_len=32)
+    stats = calibrate(model, calibration_ids(model, scheme), names=linear_names(model))
+    x = torch.randint(1, 320, (1, 16), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        via_scheme = quantize_model(model, scheme).model(x).logits
+        via_stats = quantize_smoothed(model, scheme, stats)
+        via_old = quantize_w8a8(model, "int8", alpha=0.6, calibration=stats).model(x).logits
+        assert torch.equal(via_scheme, via_stats.model(x).logits) and torch.equal(via_scheme, via_old)
+    assert via_stats.report.scheme == "smoothquant-int8@0.6" and via_stats.report.n_layers == 14
+    with pytest.raises(ValueError, match="needs calibration statistics"):
+        quantize_smoothed(model, scheme)
+
+
+def test_smoothquant_without_its_preparer_says_what_to_import():
+    from labkit.nn.convert import PREPARERS
+
+    saved = PREPARERS.pop(SmoothQuant)
+    try:
+        with pytest.raises(TypeError, match="import labkit.models"):
+            quantize_model(tiny_model("qwen3"), "smoothquant-int8")
+    finally:
+        PREPARERS[SmoothQuant] = saved
