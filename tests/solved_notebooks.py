@@ -383,6 +383,8 @@ def printed_at_its_rounding(token: str, printed: list[str]) -> bool:
         return any(p for p in printed if float(p) != 0 and
                    f"{float(p):.{digits}e}" == f"{value:.{digits}e}")
     digits = len(token.split(".")[1]) if "." in token else 0
+    if digits == 0 and token in printed:
+        return True
     for p in printed:
         x = float(p)
         p_digits = len(p.split(".")[1]) if "." in p and "e" not in p.lower() else 0

@@ -7,32 +7,29 @@ would have). Checked: every cell runs without an error or anything on stderr, th
 printed, the checks' histograms are drawn, and moving the slider redraws the figure and prints a new
 MSE line. Screenshots go to artifacts/browser/ (gitignored) for a person to look at.
 
+Plus every SOLVED source notebook, run once per test session in JupyterLab by the ``solved_runs``
+fixture (tests/solved_notebooks.py): each one finishes, and a screenshot of every figure is saved
+under artifacts/solved/<notebook>/ (the path is printed). Run time, stderr and the model answers'
+numbers of that same execution are checked in tests/course/test_solved_run.py.
+
 Needs Debian's `chromium` (/usr/bin/chromium) and the `playwright` Python package (never
 `playwright install`: the system browser is used). Skipped cleanly without them.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from labkit.course.release import NOTEBOOKS, REPO
+from solved_notebooks import ARTIFACTS as SOLVED_ARTIFACTS
+from solved_notebooks import CHROMIUM, CHROMIUM_ARGS, Lab, open_notebook, run_all
 
-
-CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "browser"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -53,12 +50,6 @@ def _solved(student_nb, source_nb):
     return student_nb
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """JupyterLab on a solved copy of notebooks/, like `make lab` (jupyter lab notebooks/), headless."""
@@ -69,45 +60,14 @@ def lab(tmp_path_factory):
         student = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
         source = nbformat.read(REPO / "autograde" / "source" / "hw4" / f"{stem}.ipynb", as_version=4)
         nbformat.write(_solved(student, source), nbdir / f"{stem}.ipynb")
-    # render every cell (JupyterLab 4 otherwise virtualizes cells scrolled out of view)
-    settings = base / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    news = base / "settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    port, token = _free_port(), "labkit-browser-test"
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    env.pop("NBGRADER_EXECUTION", None)
-    log = open(base / "lab.log", "w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "jupyter"), "lab", str(nbdir), "--no-browser", f"--port={port}",
-         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", "--ServerApp.port_retries=0",
-         f"--LabApp.workspaces_dir={base / 'workspaces'}", f"--LabApp.user_settings_dir={base / 'settings'}",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],  # CI containers run as root
-        cwd=str(base), env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"jupyter lab did not start:\n{(base / 'lab.log').read_text()[-3000:]}")
-            time.sleep(0.5)
     try:
-        yield {"url": url, "token": token, "dir": nbdir}
+        server = Lab(base, nbdir)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield {"url": server.url, "token": server.token, "dir": nbdir}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -122,25 +82,39 @@ def browser(tmp_path_factory):
             context.close()
 
 
+class _Lab:
+    def __init__(self, d):
+        self.url, self.token = d["url"], d["token"]
+
+
 def _open_and_run_all(page, lab, name: str, timeout_s: float = 240):
-    page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")  # reset: no tabs from before
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=90_000)  # kernel started
-    page.locator(".jp-Notebook .jp-Cell").first.click()  # focus this notebook, as a person would
-    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
-    page.click("li.lm-Menu-item:has-text('Run All Cells')")
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").all_inner_texts()
-        if prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts):
-            return prompts
-        time.sleep(1)
-    pytest.fail(f"{name}: cells still running after {timeout_s} s: {prompts}")
+    open_notebook(page, _Lab(lab), name)
+    try:
+        run_all(page, timeout_s)
+    except TimeoutError as exc:
+        pytest.fail(f"{name}: {exc}")
 
 
 def _problems(page) -> list[str]:
     """Text of error outputs and of anything written to stderr."""
     return page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+
+
+def test_every_solved_notebook_runs_in_the_browser_with_its_figures_saved(solved_runs):
+    """(First in this file: the solved runs drive their own Playwright, which cannot nest in the
+    module's `browser`.) The session's one execution happened here, in JupyterLab: each notebook finished and every
+    figure it drew has a screenshot (a person looks at them; the tests look at sizes)."""
+    print(f"\nfigure screenshots: {SOLVED_ARTIFACTS}")
+    assert {r.mode for r in solved_runs.values()} == {"browser"}
+    unfinished = {s: r.error for s, r in solved_runs.items() if r.error}
+    assert not unfinished, unfinished
+    for stem, run in solved_runs.items():
+        images = sum(1 for c in run.notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+        assert len(run.figures) >= min(images, 1), f"{stem}: {images} figures in the notebook, {len(run.figures)} shot"
+        for shot in run.figures:
+            png = shot.read_bytes()
+            width = int.from_bytes(png[16:20], "big")
+            assert width <= 1400, f"{shot}: {width} px wide, wider than the browser window"
 
 
 def test_absmax_notebook_runs_in_the_browser(lab, browser):
@@ -190,3 +164,4 @@ def test_group_size_slider_redraws_plot_and_mse(lab, browser):
     page.screenshot(path=str(ARTIFACTS / "03_granularity_group128.png"))
     assert _problems(page) == []
     page.close()
+
