@@ -2,9 +2,10 @@
 for weight range, and what that does to the W8A8 output error.
 
 ``w8a8_output_error`` simulates the deployment: activations ``X: (tokens, dim)`` fake-quantized
-to int8 per tensor (one scale, as a static int8 kernel would), the weight ``W: (dim, out)`` per
-output channel (one scale per column of W, i.e. per row of the ``(out, dim)`` nn.Linear weight),
-and compares ``X̂ Ŵ`` with the float ``X W``. With smoothing, the same is done to ``X / s`` and
+to int8 per token (dynamic, as notebook 05's Task 5.4; ``per_token=False``: one scale per tensor,
+as a static int8 kernel would), the weight ``W: (dim, out)`` per output channel (one scale per
+column of W, i.e. per row of the ``(out, dim)`` nn.Linear weight), and compares ``X̂ Ŵ`` with the
+float ``X W``. With smoothing, the same is done to ``X / s`` and
 ``s[:, None] · W`` — whose float product is ``X W`` again.
 
 α = 0 leaves the activations alone (outliers stay); α = 1 moves all of their range into the
@@ -18,20 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labkit.quant import PerRow, PerTensor, apply_smoothing, compute_smooth_factor, fake_quantize
+from labkit.quant import PerRow, PerTensor, PerToken, apply_smoothing, compute_smooth_factor, fake_quantize
 
 from ._base import slider_app, under_autograde
 
 
-def w8a8_output_error(X: np.ndarray, W: np.ndarray, s: np.ndarray | None = None) -> float:
-    """MSE between ``X W`` and its W8A8 simulation (``X`` int8 per tensor, ``W`` int8 per output
-    channel), after smoothing by ``s: (dim,)`` if given. ``X: (tokens, dim)``, ``W: (dim, out)``."""
+def w8a8_output_error(X: np.ndarray, W: np.ndarray, s: np.ndarray | None = None, per_token: bool = True) -> float:
+    """MSE between ``X W`` and its W8A8 simulation (``X`` int8 per token — or per tensor with
+    ``per_token=False`` — and ``W`` int8 per output channel), after smoothing by ``s: (dim,)`` if
+    given. ``X: (tokens, dim)``, ``W: (dim, out)``."""
     X = np.asarray(X, dtype=np.float32)
     W = np.asarray(W, dtype=np.float32)
     Y = X.astype(np.float64) @ W.astype(np.float64)
     if s is not None:
         X, W = apply_smoothing(X, W, s)
-    Xq = fake_quantize(X, "int8", PerTensor())
+    Xq = fake_quantize(X, "int8", PerToken() if per_token else PerTensor())
     Wq = fake_quantize(np.ascontiguousarray(W.T), "int8", PerRow()).T  # one scale per output column
     return float(np.mean((Y - Xq.astype(np.float64) @ Wq.astype(np.float64)) ** 2))
 
