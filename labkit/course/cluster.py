@@ -71,7 +71,8 @@ def course_bundle(course, assignment: str) -> bytes:
         cfg.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
         from .release import api_for
 
-        out = api_for(root, cfg).generate_assignment(assignment, force=True, create=True)
+        with quiet_gradebook():
+            out = api_for(root, cfg).generate_assignment(assignment, force=True, create=True)
         if not out.get("success"):
             raise RuntimeError(f"generate_assignment {assignment} failed on the bundle copy: "
                                f"{_last_line(out.get('error', '') + out.get('log', ''))}")
@@ -155,20 +156,30 @@ def grade_student(bundle: bytes, student: str, files: dict[str, bytes], assignme
 
 
 @contextmanager
+def quiet_gradebook() -> Iterator[None]:
+    """Ignore SQLAlchemy's "Object of type <SubmittedAssignment> not in session" autoflush warnings
+    raised inside nbgrader's own gradebook code (nbgrader 0.9.6 with SQLAlchemy 2): they concern
+    nbgrader's session handling, not the course or a submission, and nothing is lost."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not in session.*", category=SAWarning)
+        yield
+
+
+@contextmanager
 def _quiet(log: Path) -> Iterator[None]:
     """Send this process's stderr (file descriptor 2, which the kernels inherit) to ``log`` while a
     student is graded, and ignore SQLAlchemy's autoflush warnings from inside nbgrader's gradebook
     code: neither says anything about the submission, and on a LocalCluster they would reach the
     instructor's terminal as hundreds of lines. Failures keep nbgrader's own log in the result."""
     import sys
-    import warnings
-
-    from sqlalchemy.exc import SAWarning
 
     sys.stderr.flush()
     saved = os.dup(2)
-    with open(log, "wb") as fh, warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)
+    with open(log, "wb") as fh, quiet_gradebook():
         os.dup2(fh.fileno(), 2)
         try:
             yield
@@ -197,8 +208,10 @@ def dask_client(scheduler: str | None = None, local_workers: int = 2) -> Iterato
     if local_workers < 1:
         raise ValueError(f"--local-workers must be at least 1, got {local_workers}")
     # memory_limit=0: Dask's memory manager counts only the worker process, not the kernels it
-    # starts; the course config limits each kernel instead (LimitedKernelManager).
+    # starts; the course config limits each kernel instead (LimitedKernelManager). Logs at
+    # CRITICAL only: a worker shutting down logs heartbeat "errors" that are not; a real task
+    # failure reaches us as the task's exception.
     with LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, memory_limit=0, silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address=None, memory_limit=0, silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         yield client

@@ -35,8 +35,10 @@ def save_result(course, assignment: str, result: dict) -> None:
     """Write one successful worker result into ``course``'s gradebook and ``autograded/`` folder."""
     from nbgrader.api import MissingEntry
 
+    from .cluster import quiet_gradebook
+
     student = result["student"]
-    with course.gradebook() as gb:
+    with quiet_gradebook(), course.gradebook() as gb:
         try:
             row = gb.find_student(student)
             if row.first_name is None and row.last_name is None:

@@ -71,3 +71,16 @@ def scores(root: Path, course_id: str = "hw4-quantization", db_url: str | None =
     with Gradebook(db_url or f"sqlite:///{root / 'gradebook.db'}", course_id) as gb:
         return {(s.student.id, nb.name, g.name): (g.auto_score, g.needs_manual_grade)
                 for s in gb.find_assignment(ASSIGNMENT).submissions for nb in s.notebooks for g in nb.grades}
+
+
+def own_config(root: Path) -> Path:
+    """Give the course folder its own ``nbgrader_config.py``, as an instructor's copy has: the
+    repository's course config with the course root set to this folder."""
+    from labkit.course.folder import REPO_CONFIG
+
+    path = root / "nbgrader_config.py"
+    path.write_text("import os\n"
+                    "c = get_config()  # noqa: F821\n"
+                    f"load_subconfig({str(REPO_CONFIG)!r})  # noqa: F821  the course config\n"
+                    "c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))\n")
+    return path
