@@ -8,34 +8,32 @@ Built with matplotlib's object API on an Agg canvas (no pyplot state, nothing on
   baseline and for each format's unsmoothed W8A8: where a line dips below its dashed twin,
   smoothing helps.
 * ``plot_format_comparison(comparison)`` — three panels (Δppl %, KL divergence, MMLU) with one bar
-  per scheme, INT8 and FP8 in two colours, smoothed bars hatched.
+  per scheme, INT8 and FP8 in their colours of the one palette (``labkit.viz.style``), smoothed
+  bars hatched, the legend beside the panels, scheme names in full.
 """
 
 from __future__ import annotations
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-COLORS = {"int8": "tab:blue", "fp8_e4m3": "tab:orange"}
+from .style import COLORS, color_for, legend_outside, new_figure, plain
 
 
 def plot_alpha_sweep(*sweeps, title: str = "SmoothQuant W8A8: perplexity vs migration strength α") -> Figure:
     """One line per ``AlphaSweep`` (``labkit.eval.w8a8_comparison.alpha_sweep``)."""
     if not sweeps:
         raise ValueError("plot_alpha_sweep needs at least one AlphaSweep")
-    fig = Figure(figsize=(6.4, 4.0))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, (ax,) = new_figure(1, height=3.6)
     for sw in sweeps:
-        color = COLORS.get(sw.fmt, None)
+        color = color_for(sw.fmt)
         ax.plot(sw.alphas, sw.ppl, "o-", color=color, label=f"smoothquant-{sw.fmt}")
         ax.axhline(sw.unsmoothed_ppl, ls="--", color=color, lw=1, label=f"w8a8-{sw.fmt} (no smoothing)")
     ax.axhline(sweeps[0].baseline_ppl, ls=":", color="black", lw=1, label="baseline (float)")
     ax.set_xlabel("α (0: flatten weights … 1: flatten activations)")
     ax.set_ylabel(f"perplexity ({sweeps[0].tokens} tokens)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.set_title(plain(title), fontsize=10)
+    legend_outside(ax)
     return fig
 
 
@@ -46,20 +44,24 @@ def plot_format_comparison(comparison, title: str = "W8A8: INT8 vs FP8, with and
               ("KL(baseline ‖ quantized), nats", [r.kld for r in rows])]
     if all(r.mmlu is not None for r in rows):
         panels.append(("MMLU accuracy (%)", [100 * r.mmlu for r in rows]))
-    fig = Figure(figsize=(4.0 * len(panels), 3.8))
-    FigureCanvasAgg(fig)
+    fig, axes = new_figure(len(panels), height=3.6)
     names = [r.scheme for r in rows]
-    for i, (label, values) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
-        bars = ax.bar(range(len(rows)), values, color=[COLORS.get(r.fmt, "gray") for r in rows])
+    for ax, (label, values) in zip(axes, panels):
+        bars = ax.bar(range(len(rows)), values, color=[color_for(r.fmt) for r in rows])
         for bar, r in zip(bars, rows):
             if r.alpha is not None:
                 bar.set_hatch("//")
         if label.startswith("MMLU") and comparison.baseline_mmlu is not None:
-            ax.axhline(100 * comparison.baseline_mmlu, ls=":", color="black", lw=1, label="baseline")
-            ax.legend(fontsize=8)
-        ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
-        ax.set_title(label, fontsize=9)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+            ax.axhline(100 * comparison.baseline_mmlu, ls=":", color="black", lw=1)
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_xticks(range(len(rows)), [plain(n) for n in names], rotation=30, ha="right", fontsize=8)
+        ax.set_title(plain(label), fontsize=9)
+    fmts = list(dict.fromkeys(r.fmt for r in rows))
+    handles = [Patch(color=color_for(f), label=f) for f in fmts]
+    handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="SmoothQuant"))
+    if len(panels) > 2 and comparison.baseline_mmlu is not None:
+        from matplotlib.lines import Line2D
+        handles.append(Line2D([], [], ls=":", color="black", label="baseline MMLU"))
+    axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.suptitle(plain(title), fontsize=10)
     return fig
