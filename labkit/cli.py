@@ -17,14 +17,15 @@ from .cli_common import run_command
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help) — each issue adds its own rows
-    "bench-gptq": ("labkit.bench.gptq", "time full GPTQ against round-to-nearest on LLM-sized linears"),
+    "bench-gptq": ("labkit.bench.gptq", "alias of `labkit bench gptq`: time full GPTQ against round-to-nearest"),
     "course": ("labkit.course.release", "hw4 course: regenerate notebooks/ from autograde/source, check, time"),
     "collect": ("labkit.course.collect", "put an LMS zip (Canvas, Moodle, studentid_notebook.ipynb) into submitted/<id>/<assignment>/"),
     "grade": ("labkit.course.parallel", "autograde a class on Dask (local workers or a cluster); the gradebook has one writer"),
     "grade-report": ("labkit.course.report", "per-task score distribution from the gradebook: which blanks the class misses"),
     "bench-grade": ("labkit.course.bench_grade", "students per minute of labkit grade with 1 vs N local workers"),
-    "bench": ("labkit.bench.cli", "prefill/decode throughput of a quantized model vs its baseline; kernel micro-benchmarks"),
-    "matmul-error": ("labkit.bench.matmul_error", "INT8 vs FP8 fake-quant matmul error against the float product"),
+    "bench": ("labkit.bench.cli", "benchmarks: decode/prefill throughput vs baseline with roofline fractions (default); "
+                                  "modes kernels, roofline, nanovllm, gptq, matmul-error"),
+    "matmul-error": ("labkit.bench.matmul_error", "alias of `labkit bench matmul-error`: INT8 vs FP8 matmul error"),
     "eval": ("labkit.eval.cli", "perplexity, KL divergence or MMLU of one model under one quantization scheme (JSON)"),
     "sweep": ("labkit.viz.sweep_plots", "schemes x modes x tasks grid: results JSONL, markdown/CSV table and plots"),
     "fetch-model": ("labkit.models.fetch", "fetch and convert the default model (SmolLM2-135M-Instruct) into the cache"),

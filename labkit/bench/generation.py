@@ -17,12 +17,13 @@ positions would otherwise cost as much as a decoder layer), and with the cache p
 before the clock starts. ``greedy_decode`` returns the tokens too, so a test can check the loop
 against ``model.generate(do_sample=False)``.
 
-Two runners share this contract. ``runner="lean"`` (the default) is ``labkit.bench.lean``: the
-model's own modules driven by a minimal loop with a preallocated KV cache — measured on the tiny
-Qwen3 (2 layers, 1 thread, a loaded machine) at 0.96 ms per decode step against 2.0 ms for the
-transformers forward, i.e. half the per-step Python. ``runner="hf"`` calls the transformers model
-with a ``DynamicCache``; ``StaticCache`` (preallocated) measured no faster there (2.7 vs 1.4–2.3 ms
-per step), so the simpler cache is used.
+Three runners share this contract. ``runner="lean"`` (the default) is ``labkit.bench.lean``: the
+model's own modules driven by a minimal loop with a preallocated KV cache (about half the per-step
+Python of the transformers forward; ``labkit bench --runner lean`` vs ``--runner hf`` measures it).
+``runner="native"`` (batch 1, CPU; what ``labkit bench`` uses there) prefills like ``lean`` and
+runs each decode step as one C call on weights packed for the GEMV (``labkit.bench.native``); the
+packing and the one-time C build happen outside the clock. ``runner="hf"`` calls the transformers
+model with a ``DynamicCache`` (a preallocated ``StaticCache`` was no faster there).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-RUNNERS = ("lean", "hf")
+RUNNERS = ("lean", "native", "hf")
 
 
 @torch.inference_mode()
@@ -92,7 +93,7 @@ def prefill(model: Any, input_ids: torch.Tensor, runner: str = "lean", cache: st
     _check_ids(input_ids)
     device = input_ids.device
     batch, prompt_len = input_ids.shape
-    if runner == "lean":
+    if runner in ("lean", "native"):  # native prefill is the lean one (compute bound: library GEMMs)
         lean = LeanDecoder(model)
         state = lean.start(batch, prompt_len + 1)
         _sync(device)
@@ -122,6 +123,20 @@ def greedy_decode(
     device = input_ids.device
     batch, prompt_len = input_ids.shape
     tokens = torch.empty(batch, gen_len, dtype=torch.long, device=device)
+    if runner == "native":
+        from .native import native_decoder
+
+        if batch != 1:
+            raise ValueError(f"runner 'native' decodes one sequence; got batch {batch} (use runner 'lean')")
+        dec = native_decoder(model, prompt_len + gen_len)
+        nxt_id = dec.prefill(input_ids)
+        out: list[int] = []
+        start = time.perf_counter()
+        for _ in range(gen_len):
+            out.append(nxt_id)
+            nxt_id = dec.step(nxt_id)
+        seconds = time.perf_counter() - start
+        return DecodeRun(seconds, torch.tensor([out], dtype=torch.long, device=device))
     if runner == "lean":
         lean = LeanDecoder(model)
         state = lean.start(batch, prompt_len + gen_len)

@@ -7,7 +7,7 @@ GEMV, memory bound) and 128 tokens (prefill: a GEMM, compute bound). Each timing
 reported with the median paired speedup (``timing.py`` explains why paired).
 
 It also measures the machine, so the kernels can be read against its roofline (``roofline.py``):
-``stream_gb_s`` — reading a 256 MB float32 tensor once (a sum) — and ``fp32_gflops`` — a
+``stream_gb_s`` — reading a float32 tensor larger than the caches once (``roofline.measure_bandwidth``) — and ``fp32_gflops`` — a
 1024×2048 @ 2048×2048 matmul. A GEMV that reads its weight at close to ``stream_gb_s`` cannot get
 faster without reading fewer bytes, which is the whole argument for 8-bit weights in decode.
 """
@@ -15,22 +15,15 @@ faster without reading fewer bytes, which is the whole argument for 8-bit weight
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
+from .timing import mean_seconds, paired_seconds
+
 SHAPES: tuple[tuple[int, int], ...] = ((2048, 6144), (6144, 2048))  # (in_features, out_features)
 TOKENS: tuple[int, ...] = (1, 128)
-
-
-def _mean_seconds(fn: Callable[[], object], inner: int) -> float:
-    start = time.perf_counter()
-    for _ in range(inner):
-        fn()
-    return (time.perf_counter() - start) / inner
 
 
 @dataclass(frozen=True)
@@ -51,26 +44,22 @@ def time_linear_pair(base: nn.Module, quant: nn.Module, x: torch.Tensor, repeats
                      warmup: int = 2) -> tuple[float, float, float]:
     """Median seconds per call of ``quant(x)`` and ``base(x)``, and the median paired speedup."""
     with torch.inference_mode():
-        for _ in range(warmup):
-            base(x), quant(x)
-        q_s, b_s = [], []
-        for i in range(repeats):
-            pair = [(base, b_s), (quant, q_s)]
-            for layer, sink in pair if i % 2 == 0 else pair[::-1]:
-                sink.append(_mean_seconds(lambda: layer(x), inner))
+        q_s, b_s = paired_seconds(lambda: mean_seconds(lambda: base(x), inner),
+                                  lambda: mean_seconds(lambda: quant(x), inner), repeats, warmup)
     ratios = [b / q for q, b in zip(q_s, b_s)]
     return statistics.median(q_s), statistics.median(b_s), statistics.median(ratios)
 
 
 def machine_peaks(inner: int = 5) -> dict:
-    """Measured ``stream_gb_s`` (read bandwidth) and ``fp32_gflops`` (GEMM) of this device."""
-    big = torch.ones(64 * 1024 * 1024)  # 256 MB
+    """Measured ``stream_gb_s`` (read bandwidth, ``roofline.measure_bandwidth``) and ``fp32_gflops``
+    (a 1024×2048 @ 2048×2048 GEMM) of this device at the current torch thread count."""
+    from .roofline import measure_bandwidth
+
     a, b = torch.randn(1024, 2048), torch.randn(2048, 2048)
     with torch.inference_mode():
-        big.sum(), a @ b
-        read_s = min(_mean_seconds(big.sum, 1) for _ in range(inner))
-        mm_s = min(_mean_seconds(lambda: a @ b, 1) for _ in range(inner))
-    return {"stream_gb_s": big.numel() * 4 / read_s / 1e9, "fp32_gflops": 2 * 1024 * 2048 * 2048 / mm_s / 1e9}
+        a @ b
+        mm_s = min(mean_seconds(lambda: a @ b) for _ in range(inner))
+    return {"stream_gb_s": measure_bandwidth(repeats=inner).gb_s, "fp32_gflops": 2 * 1024 * 2048 * 2048 / mm_s / 1e9}
 
 
 def bench_kernels(schemes: list[str], shapes=SHAPES, tokens=TOKENS, repeats: int = 5, inner: int = 10,

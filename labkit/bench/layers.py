@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .timing import paired_seconds
+
 SMOLLM2_SHAPES: tuple[tuple[int, int], ...] = ((576, 576), (576, 192), (576, 1536), (1536, 576), (576, 49152))
 TOKENS: tuple[int, ...] = (1, 512)
 
@@ -73,13 +75,8 @@ def bench_layer(scheme: str, n_in: int, n_out: int, tokens: int, *, repeats: int
         if i < n_base:
             base.append(lin)
     x = torch.randn(tokens, n_in, generator=gen)
-    q_s, b_s = [], []
-    with torch.inference_mode():
-        _time_round(base, x), _time_round(quant, x)  # warm-up (and first-touch of the weights)
-        for i in range(repeats):
-            pair = [(base, b_s), (quant, q_s)]
-            for layers, sink in pair if i % 2 == 0 else pair[::-1]:
-                sink.append(_time_round(layers, x))
+    with torch.inference_mode():  # the warm-up also first-touches the weights
+        q_s, b_s = paired_seconds(lambda: _time_round(base, x), lambda: _time_round(quant, x), repeats, warmup=1)
     ratios = [b / q for q, b in zip(q_s, b_s)]
     return LayerTiming(scheme, n_in, n_out, tokens, statistics.median(q_s), statistics.median(b_s),
                        statistics.median(ratios))

@@ -46,6 +46,7 @@ Worked numbers (``model_matmul_params`` below; run ``labkit bench --roofline`` t
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -110,3 +111,57 @@ def roofline(params: int, tokens: int, bytes_per_weight: float, peak_tflops: flo
     memory_s = nbytes / (bandwidth_gb_s * 1e9)
     return Roofline(params, tokens, bytes_per_weight, flops, nbytes, flops / nbytes, compute_s, memory_s,
                     "memory" if memory_s >= compute_s else "compute")
+
+
+# Bigger than any cache this lab's machines report (the shared VM says 480 MiB of L3): the probe
+# must stream from DRAM as a decode step does.
+PROBE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Measured read bandwidth: best of ``repeats`` sums over ``nbytes`` of float32 at ``threads``."""
+
+    gb_s: float
+    nbytes: int
+    threads: int
+    repeats: int
+    load_avg_1min: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_bandwidth(nbytes: int = PROBE_BYTES, repeats: int = 5, threads: int | None = None) -> Bandwidth:
+    """Read bandwidth of this machine, measured now: ``torch.sum`` over an ``nbytes`` float32 tensor
+    (one read of every byte, nothing written), best of ``repeats``, with ``threads`` torch threads
+    (default: the current setting — use the benchmark's own). Best-of, because the roofline is the
+    machine's ceiling; a shared machine only ever lowers a single reading."""
+    import time
+
+    import torch
+
+    if nbytes < 1 << 20 or repeats < 1:
+        raise ValueError(f"nbytes must be ≥ 1 MiB and repeats ≥ 1, got nbytes={nbytes}, repeats={repeats}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        data = torch.ones(nbytes // 4)
+        data.sum()  # first touch
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            data.sum()
+            best = min(best, time.perf_counter() - start)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    return Bandwidth(data.numel() * 4 / best / 1e9, data.numel() * 4, used, repeats, os.getloadavg()[0])
+
+
+def roofline_tokens_per_s(bytes_per_token: float, bandwidth_gb_s: float) -> float:
+    """Decode's memory roofline: a token cannot be faster than reading its bytes once."""
+    if bytes_per_token <= 0 or bandwidth_gb_s <= 0:
+        raise ValueError("bytes_per_token and bandwidth_gb_s must be positive")
+    return bandwidth_gb_s * 1e9 / bytes_per_token

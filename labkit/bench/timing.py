@@ -23,8 +23,9 @@ of someone else's work slows both halves of a pair instead of only one side.
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import asdict, dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 Phase = Literal["prefill", "decode"]
 PHASES: tuple[str, ...] = ("prefill", "decode")
@@ -103,3 +104,31 @@ def summarize(
         seconds=tuple(float(s) for s in seconds),
         baseline_seconds=tuple(float(s) for s in baseline_seconds),
     )
+
+
+def paired_seconds(run_baseline: Callable[[], float], run_candidate: Callable[[], float], repeats: int,
+                   warmup: int = 1) -> tuple[list[float], list[float]]:
+    """The one paired-timing loop of labkit.bench: ``warmup`` untimed calls of each side, then
+    ``repeats`` pairs in alternating order (B C, C B, B C, ...). Each callable runs once and returns
+    the seconds of the part it times (a decode run excludes its prefill). Returns
+    ``(candidate_seconds, baseline_seconds)``, pair ``i`` at index ``i`` — ready for ``summarize``.
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be an integer ≥ 1 and warmup ≥ 0, got repeats={repeats!r}, warmup={warmup!r}")
+    for _ in range(warmup):
+        run_baseline()
+        run_candidate()
+    base, cand = [], []
+    for i in range(repeats):
+        order = ((run_baseline, base), (run_candidate, cand))
+        for run, sink in order if i % 2 == 0 else order[::-1]:
+            sink.append(float(run()))
+    return cand, base
+
+
+def mean_seconds(fn: Callable[[], object], inner: int = 1) -> float:
+    """Wall-clock seconds per call of ``fn``, averaged over ``inner`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - start) / inner

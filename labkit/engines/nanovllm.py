@@ -33,14 +33,14 @@ Installing (a GPU machine with CUDA, flash-attn and triton): ``pip install
 names it). On CPU the layer classes can be imported for tests from the PyPI package
 ``nano-vllm-fork`` (``pip install --no-deps nano-vllm-fork==20260210``) with stand-ins for its
 CUDA-only imports (``tests/engines/test_nanovllm.py``).
+
+Benchmarking a quantized engine against its baseline is ``labkit.bench.nanovllm`` (``labkit bench
+nanovllm``); this module only builds the engine.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
-import random
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -50,12 +50,8 @@ import torch
 from torch import nn
 
 from labkit.nn import QuantLinear, QuantReport
+from labkit.nn.convert import replace_linears
 from labkit.schemes import Scheme, WeightOnly, get_scheme
-
-
-def _relative_error(w: torch.Tensor, w_hat: torch.Tensor) -> float:
-    w = w.detach().float()
-    return float(torch.linalg.vector_norm(w - w_hat.float()) / torch.linalg.vector_norm(w).clamp_min(1e-30))
 
 
 class QuantLMHead(nn.Module):
@@ -81,8 +77,9 @@ def swap_linears(model: nn.Module, scheme: str | Scheme, include_lm_head: bool =
     """Replace every nano-vllm ``LinearBase`` in ``model`` (in place: nano-vllm owns the model) by a
     real-mode ``QuantLinear`` of the same weight and bias; optionally the lm_head too.
 
-    Raises ``ValueError`` if a weight is NaN/Inf, if there is no linear to replace, or if nothing
-    changed; ``ValueError`` for tensor parallelism > 1 (see the module docstring).
+    The swap itself is ``labkit.nn.convert.replace_linears`` (the one helper that swaps linears).
+    Raises ``ValueError`` if a weight is NaN/Inf, if there is no linear to replace, or for tensor
+    parallelism > 1 (see the module docstring); ``NoOpQuantizationError`` if nothing changed.
     """
     from nanovllm.layers.embed_head import ParallelLMHead
     from nanovllm.layers.linear import LinearBase
@@ -97,24 +94,18 @@ def swap_linears(model: nn.Module, scheme: str | Scheme, include_lm_head: bool =
     for name, m in targets:
         if getattr(m, "tp_size", 1) != 1:
             raise ValueError(f"{name} is sharded over {m.tp_size} ranks; the swap supports tensor_parallel_size=1")
-        if not torch.isfinite(m.weight).all():
-            raise ValueError(f"{name} has NaN or Inf weights; check the checkpoint and the loader")
-    before = after = 0
-    errors: dict[str, float] = {}
-    for name, m in targets:
+
+    def build(name: str, m: nn.Module) -> QuantLinear:
         # from_float reads .weight (out, in) and .bias; ParallelLMHead has no bias attribute at all
         source = m if isinstance(m, LinearBase) else SimpleNamespace(weight=m.weight, bias=None)
-        new = QuantLinear.from_float(source, scheme, mode="real")
-        errors[name] = _relative_error(m.weight, new.dequantized_weight())
-        before += m.weight.numel() * m.weight.element_size()
-        after += new.weight_bytes()
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, QuantLMHead(new) if isinstance(m, ParallelLMHead) else new)
-    if max(errors.values()) == 0.0:
-        raise ValueError(f"{scheme.name} left all {len(targets)} nano-vllm weights unchanged; nothing was quantized")
+        return QuantLinear.from_float(source, scheme, mode="real")
+
+    def install(name: str, new: QuantLinear) -> nn.Module:
+        return QuantLMHead(new) if isinstance(model.get_submodule(name), ParallelLMHead) else new
+
     notes = ("lm_head is a separate quantized copy; the embedding stays in the model dtype",) if include_lm_head else ()
-    return QuantReport(scheme.name, "real", tuple(n for n, _ in targets), before, after, errors, notes)
+    return replace_linears(model, [n for n, _ in targets], build, scheme=scheme.name, mode="real", notes=notes,
+                           install=install)
 
 
 @contextmanager
@@ -161,69 +152,7 @@ def quantized_llm(model_path: str, scheme: str | Scheme, include_lm_head: bool =
     return QuantizedLLM(llm, reports[0])
 
 
-def _close(llm: Any) -> None:
+def close_llm(llm: Any) -> None:
+    """Shut a nano-vllm ``LLM`` down once (it registers ``exit`` with atexit at construction)."""
     llm.exit()
-    atexit.unregister(llm.exit)  # nano-vllm registers exit at construction; do not run it twice
-
-
-def measure_engine(llm: Any, batch: int, prompt_len: int, gen_len: int, seed: int = 0) -> dict:
-    """Time nano-vllm's scheduler steps: prefill steps (positive token counts) and decode steps."""
-    from nanovllm import SamplingParams
-
-    rng = random.Random(seed)
-    params = SamplingParams(temperature=1.0, max_tokens=gen_len, ignore_eos=True)
-    for _ in range(batch):
-        llm.add_request([rng.randrange(0, 10000) for _ in range(prompt_len)], params)
-    sums = {"prefill": [0.0, 0], "decode": [0.0, 0]}
-    while not llm.is_finished():
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        _, num_tokens = llm.step()
-        torch.cuda.synchronize()
-        phase = "prefill" if num_tokens > 0 else "decode"
-        sums[phase][0] += time.perf_counter() - start
-        sums[phase][1] += abs(num_tokens)
-    return {phase: tokens / seconds for phase, (seconds, tokens) in sums.items() if seconds > 0}
-
-
-def bench_nanovllm(args: argparse.Namespace) -> list[dict]:
-    """``labkit bench --engine nanovllm``: baseline LLM, then quantized LLM (two engines cannot share
-    the GPU's memory budget, so runs are sequential, not interleaved); median over repeats."""
-    if not torch.cuda.is_available():
-        raise RuntimeError("--engine nanovllm needs a CUDA GPU (nano-vllm uses flash-attn, triton and CUDA graphs); "
-                           "this machine has none. Use the default --engine hf on CPU.")
-    import statistics
-
-    from labkit.bench.cli import resolve_schemes
-    from labkit.bench.timing import PHASES
-
-    phases = list(PHASES) if args.phase == "both" else [args.phase]
-    kwargs = dict(enforce_eager=False, tensor_parallel_size=1, max_model_len=args.prompt_len + args.gen_len + 16)
-
-    def runs(llm: Any) -> list[dict]:
-        measure_engine(llm, 1, 16, 4, args.seed)  # warm-up
-        return [measure_engine(llm, args.batch, args.prompt_len, args.gen_len, args.seed + i) for i in range(args.repeats)]
-
-    from nanovllm import LLM
-
-    base_llm = LLM(args.model, **kwargs)
-    base_runs = runs(base_llm)
-    _close(base_llm)
-    rows = []
-    for name in resolve_schemes(args.scheme or "int8-row"):
-        q = quantized_llm(args.model, name, args.include_lm_head, **kwargs)
-        q_runs = runs(q.llm)
-        _close(q.llm)
-        for phase in phases:
-            tps = statistics.median(r[phase] for r in q_runs)
-            base = statistics.median(r[phase] for r in base_runs)
-            rows.append({
-                "engine": "nanovllm", "model": args.model, "scheme": name, "mode": "real", "phase": phase,
-                "tokens_per_s": tps, "baseline_tokens_per_s": base, "speedup": tps / base,
-                "batch": args.batch, "prompt_len": args.prompt_len, "gen_len": args.gen_len,
-                "repeats": args.repeats, "interleaved": False, "device": torch.cuda.get_device_name(),
-                "torch_threads": torch.get_num_threads(), "weight_bytes": q.report.bytes_after,
-                "baseline_weight_bytes": q.report.bytes_before, "layers": q.report.n_layers,
-                "target": None, "target_met": None,
-            })
-    return rows
+    atexit.unregister(llm.exit)

@@ -148,7 +148,7 @@ def test_quantized_llm_generates_on_cuda(nano):
 
     from nanovllm import SamplingParams
 
-    from labkit.engines.nanovllm import _close, quantized_llm
+    from labkit.engines.nanovllm import close_llm, quantized_llm
 
     path = os.environ.get("LABKIT_NANOVLLM_MODEL")
     if not path:
@@ -159,4 +159,4 @@ def test_quantized_llm_generates_on_cuda(nano):
         assert len(out[0]["token_ids"]) == 8
         assert q.report.n_layers > 0 and q.report.bytes_after < 0.6 * q.report.bytes_before
     finally:
-        _close(q.llm)
+        close_llm(q.llm)
