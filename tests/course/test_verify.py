@@ -111,3 +111,31 @@ def test_every_exercise_verifies_its_own_reference(name):
     chk = HiddenCheck(name, 4242, 2.0)
     rec = answer_record(name, chk.seed, chk.points, _outputs(name, chk.seed, ex.reference))
     assert verified_points(chk, rec) == (2.0, [])
+
+
+def test_a_torch_check_cell_is_re_checked_from_its_record(monkeypatch, capsys):
+    """check_torch records torch tensors; the grader re-grades them like numpy answers."""
+    import labkit.grading.records as records
+    from labkit.grading.cases import registry
+    from labkit.grading.torch_checks import check_torch
+    from nbgrader.utils import determine_grade
+
+    name, seed = "fake_quant_per_group_int8", 6101
+    spec = registry()[name]
+    answers = [spec.reference(*args) for _, args in spec.cases(seed)]
+    shown = []
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.setattr(records, "show_record", shown.append)
+
+    def replay(outputs):
+        it = iter(outputs)
+        return lambda *a: next(it).clone()
+
+    src = ('### BEGIN HIDDEN TESTS\nimport labkit.grading.torch_checks as _grader\n'
+           f'_grader.check_torch("{name}", fake_quant_per_group, seed={seed}, points=3)\n')
+    wrong = [(a.float() * 1.1).to(a.dtype) for a in answers]   # e.g. a scale 10 % too large
+    for outputs, expected in ((answers, 3.0), (wrong, 0.0)):
+        check_torch(name, replay(outputs), seed=seed, points=3)
+        cell = _cell(src, [NotebookNode(output_type="display_data", metadata={}, data={MIME: shown.pop()}),
+                           _result("3.0")])                       # the kernel claims 3 either way
+        assert verify_cell(cell)[1] == expected and determine_grade(cell)[0] == expected
