@@ -65,10 +65,11 @@ MARKER = "labkit_sandbox"
 
 # Where the sandbox's own files appear inside it (not a path of the host).
 STAGING = "/run/labkit/files"
+MPL_CACHE = "/run/labkit/matplotlib"  # the grader's font list, copied in so no kernel rebuilds it
 
 # /etc entries the dynamic loader, Python and numpy/torch need; nothing with secrets.
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "nsswitch.conf", "hosts",
-       "alternatives", "os-release", "mime.types")
+       "alternatives", "os-release", "mime.types", "fonts")  # fonts: else fontconfig writes to stderr
 # variables of the grader's environment that may reach the kernel (all others are dropped:
 # a database URL or a token in the grader's environment must not be readable by a student)
 ENV_KEEP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
@@ -170,25 +171,40 @@ def _data_roots() -> list[str]:
 
 def boot_script() -> str:
     """The program run inside the sandbox before the kernel: copy the staged files into the
-    working directory, set the limits, then become the kernel (exec keeps the pid)."""
-    return (
-        "import os, resource, shutil, sys\n"
-        "staging, limits, quiet, cmd = sys.argv[1], [int(v) for v in sys.argv[2].split(',')], sys.argv[3], sys.argv[4:]\n"
-        "if os.path.isdir(staging):\n"
-        "    for name in os.listdir(staging):\n"
-        "        src = os.path.join(staging, name)\n"
-        "        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(os.getcwd(), name))\n"
-        "for d in ('HOME', 'MPLCONFIGDIR', 'IPYTHONDIR', 'JUPYTER_RUNTIME_DIR'):\n"
-        "    os.makedirs(os.environ[d], exist_ok=True)\n"
-        "mb = 2**20\n"
-        "for res, value in zip((resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_NPROC,\n"
-        "                       resource.RLIMIT_NOFILE, resource.RLIMIT_FSIZE),\n"
-        "                      (limits[0] * mb, limits[1], limits[2], limits[3], limits[4] * mb)):\n"
-        "    if value > 0:\n"
-        "        resource.setrlimit(res, (value, value))\n"
-        "if quiet == '1':   # a kernel's banner; its cells' output goes through the channels\n"
-        "    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
-        "os.execv(cmd[0], cmd)\n")
+    working directory and the grader's matplotlib font list into ``$MPLCONFIGDIR``, set the
+    limits, then become the kernel (exec keeps the pid)."""
+    return f"""import os, resource, shutil, sys
+staging, limits, quiet, cmd = sys.argv[1], [int(v) for v in sys.argv[2].split(',')], sys.argv[3], sys.argv[4:]
+if os.path.isdir(staging):
+    for name in os.listdir(staging):
+        src = os.path.join(staging, name)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(os.getcwd(), name))
+for d in ('HOME', 'MPLCONFIGDIR', 'IPYTHONDIR', 'JUPYTER_RUNTIME_DIR'):
+    os.makedirs(os.environ[d], exist_ok=True)
+if os.path.isdir({MPL_CACHE!r}):
+    for name in os.listdir({MPL_CACHE!r}):
+        if name.startswith('fontlist'):
+            shutil.copy(os.path.join({MPL_CACHE!r}, name), os.environ['MPLCONFIGDIR'])
+mb = 2**20
+for res, value in zip((resource.RLIMIT_AS, resource.RLIMIT_CPU, resource.RLIMIT_NPROC,
+                       resource.RLIMIT_NOFILE, resource.RLIMIT_FSIZE),
+                      (limits[0] * mb, limits[1], limits[2], limits[3], limits[4] * mb)):
+    if value > 0:
+        resource.setrlimit(res, (value, value))
+if quiet == '1':   # a kernel's banner; its cells' output goes through the channels
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+os.execv(cmd[0], cmd)
+"""
+
+
+def _matplotlib_cache() -> str | None:
+    """The grader's matplotlib cache folder when it holds a font list (saves each kernel a rebuild)."""
+    candidates = [os.environ.get("MPLCONFIGDIR"),
+                  os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib")]
+    for folder in filter(None, candidates):
+        if os.path.isdir(folder) and any(n.startswith("fontlist") for n in os.listdir(folder)):
+            return folder
+    return None
 
 
 def sandbox_command(cmd: list[str], *, workdir: str, channels: str, staging: str | None = None,
@@ -227,6 +243,8 @@ def sandbox_command(cmd: list[str], *, workdir: str, channels: str, staging: str
              "--bind", channels, channels]
     if staging:
         args += ["--ro-bind", staging, STAGING]
+    if _matplotlib_cache():
+        args += ["--ro-bind", _matplotlib_cache(), MPL_CACHE]
     args += ["--remount-ro", "/", "--chdir", workdir, "--clearenv"]
     kept = {k: v for k, v in env.items() if k in ENV_KEEP}
     from labkit.models.smollm2 import cache_dir

@@ -24,10 +24,15 @@ def main(root: str, student: str, out: str) -> None:
     t2 = time.time()
     from nbgrader.api import Gradebook
 
+    from nbgrader.api import MissingEntry
+
     scores = {}
     with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
-        submission = gb.find_submission(ASSIGNMENT, student)
-        for nb in submission.notebooks:
+        try:
+            submission = gb.find_submission(ASSIGNMENT, student)
+        except MissingEntry:  # grading refused before the submission was recorded
+            submission = None
+        for nb in submission.notebooks if submission else []:
             scores[nb.name] = {g.name: [g.auto_score, g.max_score, g.cell_type] for g in nb.grades}
     Path(out).write_text(json.dumps({
         "autograde_ok": auto["success"], "autograde_log": auto.get("log", "") + auto.get("error", ""),

@@ -9,6 +9,7 @@ stale fixture). Used by tests/course/test_hostile.py on a temporary copy of the 
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -128,11 +129,11 @@ return np.clip(np.round(x / scale), -127, 127).astype(np.int8), scale""")},
                                   "np.testing.assert_allclose = lambda *a, **k: None\n"
                                   "np.array_equal = lambda *a, **k: True\n" + TRUNCATING},
                            why="patches numpy's comparisons: every check of the notebook refuses (0)"),
-    "patch_torch": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_quantize=1)},
+    "patch_torch": Student(["01_absmax"], {"01_absmax": zero("01_absmax")},
                            edits={("01_absmax", "absmax_quantize"): "import torch, torch.testing\n"
                                   "torch.allclose = lambda *a, **k: True\n"
                                   "torch.testing.assert_close = lambda *a, **k: None\n" + TRUNCATING},
-                           why="patches torch's comparisons (unused by the checks): wrong codes still lose 2 of 3"),
+                           why="patches torch's comparisons: every check of the notebook refuses (0)"),
     "patch_labkit": Student(["01_absmax"], {"01_absmax": {"test_absmax_quantize": 1, "test_absmax_dequantize": 0}},
                             edits={("01_absmax", "absmax_quantize"): (
                                 "import labkit.grading.checks as _k, labkit.grading.compare as _c, labkit.grading.exercises as _e\n"
@@ -195,8 +196,149 @@ return np.clip(np.round(W / scales), -127, 127).astype(np.int8), scales""")},
         why="torch tensor where numpy was asked, NaN output, wrong dtype, wrong shape"),
 }
 
+
+# --- Sandbox attacks (labkit.course.sandbox) ---------------------------------------------------
+# A loopback listener the attacks try to reach (the test checks that nobody connected), and this
+# machine's own non-loopback address (a UDP connect picks a route and sends nothing).
+LISTENER = socket.socket()
+LISTENER.bind(("0.0.0.0", 0))
+LISTENER.listen(8)
+LISTEN_PORT = LISTENER.getsockname()[1]
+
+
+def _own_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+ADDRESSES = [("127.0.0.1", LISTEN_PORT)] + ([(_own_address(), LISTEN_PORT)] if _own_address() else [])
+LATE_MARKER = "labkit-hostile-outlives-grading"
+GRADER_INIT_MARK = "# a hostile submission wrote this line"
+
+# walks up from the notebook's folder to a course file, as the issue's attacks did
+FIND = """import os
+def _find(*parts):
+    d = os.getcwd()
+    while True:
+        if os.path.exists(os.path.join(d, *parts)):
+            return os.path.join(d, *parts)
+        if os.path.dirname(d) == d:
+            raise FileNotFoundError(f"{os.path.join(*parts)} not found above {os.getcwd()}")
+        d = os.path.dirname(d)
+"""
+EXEC_SOLUTION = """import json
+for _c in json.load(open(_find({path})))["cells"]:
+    if _c["cell_type"] == "code" and "def absmax_quantize" in "".join(_c["source"]):
+        exec("".join(_c["source"]))
+"""
+RIGHT_DEQUANTIZE = sol("01_absmax", "absmax_dequantize")
+
+
+def _duplicate_test_cell(nb):
+    fake = json.loads(json.dumps(nb.cells[_cell_index(nb, "test_absmax_quantize")]))
+    fake["source"] = "print('all tests pass')"
+    nb.cells.insert(0, nbformat.from_dict(fake))
+    return nb
+
+
+EXEC_OTHER = """import json
+for _c in json.load(open(_find("submitted", "control", "hw4", "01_absmax.ipynb")))["cells"]:
+    if _c["cell_type"] == "code" and "def absmax_dequantize" in "".join(_c["source"]):
+        exec("".join(_c["source"]))
+"""
+GRADEBOOK_ATTACK = """import sqlite3
+_db = sqlite3.connect(_find("gradebook.db"))
+_db.execute("UPDATE grade SET manual_score = 0")
+_db.commit()
+"""
+
+
+def _metadata_games(nb):
+    for cell in nb.cells:  # every test cell claims 1000 points
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            meta["points"] = 1000
+    nb.metadata["kernelspec"] = {"name": "conda-env-hw4-py", "display_name": "Python [conda env:hw4]",
+                                 "language": "python"}
+    return nb
+
+
+# One attack per fill-in of 01_absmax (two per student keeps the corpus lean); every attack fails
+# inside its own cell, the other cell is graded as usual.
+SANDBOX_STUDENTS: dict[str, Student] = {
+    "read_files": Student(["01_absmax"], {"01_absmax": zero("01_absmax")},
+                          edits={("01_absmax", "absmax_quantize"): FIND + EXEC_SOLUTION.format(
+                                     path='"source", "hw4", "01_absmax.ipynb"'),
+                                 ("01_absmax", "absmax_dequantize"): FIND + EXEC_OTHER},
+                          why="execs the instructor's solution from source/, and another student's submission"),
+    "write_course": Student(["01_absmax"], {"01_absmax": zero("01_absmax")},
+                            edits={("01_absmax", "absmax_quantize"): "import os, labkit\n"
+                                   "open(os.path.join(os.path.dirname(labkit.__file__), 'grading', '__init__.py'), 'a')"
+                                   f".write('\\n{GRADER_INIT_MARK}\\n')\n" + TRUNCATING,
+                                   ("01_absmax", "absmax_dequantize"): FIND + GRADEBOOK_ATTACK + RIGHT_DEQUANTIZE},
+                            why="appends to labkit/grading/__init__.py (installed editable); "
+                                "sets every manual score in gradebook.db to 0"),
+    "network": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_quantize=0)},
+                       edits={("01_absmax", "absmax_quantize"): "import socket\n_errors = []\n"
+                              f"for _addr in {ADDRESSES!r}:\n"
+                              "    try:\n"
+                              "        socket.create_connection(tuple(_addr), timeout=5).close()\n"
+                              "    except OSError as exc:\n"
+                              "        _errors.append(f'{_addr}: {exc!r}')\n"
+                              f"if len(_errors) == {len(ADDRESSES)}:\n"
+                              "    raise ConnectionError('; '.join(_errors))\n" + sol("01_absmax", "absmax_quantize")},
+                       why="opens sockets to 127.0.0.1 and to this machine's own address"),
+    "leftovers": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_dequantize=0)},
+                         edits={("01_absmax", "absmax_quantize"): "import subprocess, sys\n"
+                                "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600); "
+                                f"open(\"late.txt\", \"w\")', '{LATE_MARKER}'], start_new_session=True,\n"
+                                "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+                                + sol("01_absmax", "absmax_quantize"),
+                                ("01_absmax", "absmax_dequantize"): "for _i in range(10**6):\n"
+                                "    with open(f'fill{_i}.bin', 'wb') as _f:\n"
+                                "        _f.write(b'x' * 2**25)\n" + RIGHT_DEQUANTIZE},
+                         why="a detached process that would write a file after grading (right answer); "
+                             "a disk filler (32 MiB files until the disk is full)"),
+    "fork_bomb": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_dequantize=0)},
+                         edits={("01_absmax", "absmax_dequantize"): "import subprocess, sys\n"
+                                "subprocess.run([sys.executable, '-c', 'import os, time\\nwhile True:\\n    try:\\n"
+                                "        os.fork()\\n    except OSError:\\n        time.sleep(60)'], timeout=3)\n"
+                                + RIGHT_DEQUANTIZE},
+                         why="a fork bomb in the last fill-in"),
+    "sigint_loop": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_quantize=0)},
+                           edits={("01_absmax", "absmax_quantize"): "import signal\n"
+                                  "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                  + _def("absmax_quantize", "x", "while True:\n    pass")},
+                           why="an infinite loop that ignores SIGINT (the timeout's interrupt)"),
+    "dup_id": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_quantize=1)},
+                      edits={("01_absmax", "absmax_quantize"): TRUNCATING}, transform={"01_absmax": _duplicate_test_cell},
+                      why="truncated codes, and a copy of the test cell (same grade_id) printing 'all tests pass' on top"),
+    "metadata": Student(["01_absmax"], {"01_absmax": full("01_absmax")}, transform={"01_absmax": _metadata_games},
+                        why="right answers; every test cell claims 1000 points; saved under a conda kernel "
+                            "(conda-env-hw4-py) that the grader does not have"),
+}
+STUDENTS.update(SANDBOX_STUDENTS)
+
+# Graded with plain `nbgrader autograde` on the whole course folder (every submission and the
+# gradebook beside the notebooks), not through labkit grade's per-student copies.
+PLAIN: dict[str, Student] = {
+    "plain_attacks": Student(["01_absmax"], {"01_absmax": zero("01_absmax")},
+                             edits={("01_absmax", "absmax_quantize"): FIND + GRADEBOOK_ATTACK + TRUNCATING,
+                                    ("01_absmax", "absmax_dequantize"): FIND + EXEC_OTHER},
+                             why="gradebook.db and another student's submission, next to the notebook"),
+    "plain_bad_json": Student(["01_absmax", "02_zero_point"], {"01_absmax": zero("01_absmax"),
+                                                               "02_zero_point": full("02_zero_point")},
+                              transform={"01_absmax": lambda nb: '{"cells": [ this is not json'},
+                              why="one notebook is not valid JSON, under plain nbgrader autograde"),
+}
+
 # Re-graded a second time (1 process instead of 2): kernel deaths, patches, repairs, the control.
-REGRADE = ["control", "os_exit", "patch_labkit", "bad_json"]
+REGRADE = ["control", "os_exit", "patch_labkit", "bad_json", "dup_id"]
 
 # The message a student must read in the autograded notebook: {student: [(stem, needle), ...]}
 MESSAGES = {
@@ -208,6 +350,12 @@ MESSAGES = {
     "memory": [("01_absmax", "MemoryError")],
     "import_file": [("01_absmax", "comes from my_answers.py, not from this notebook")],
     "patch_labkit": [("01_absmax", "re-checked the recorded answers outside the notebook")],
+    "read_files": [("01_absmax", "FileNotFoundError")],
+    "write_course": [("01_absmax", "Read-only file system"), ("01_absmax", "gradebook.db not found")],
+    "network": [("01_absmax", "ConnectionRefusedError")],
+    "fork_bomb": [("01_absmax", "TimeoutExpired")],
+    "leftovers": [("01_absmax", "No space left on device")],
+    "sigint_loop": [("01_absmax", "KernelHung")],
 }
 
 

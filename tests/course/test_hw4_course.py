@@ -13,6 +13,8 @@ from labkit.course.release import ASSIGNMENT, NOTEBOOKS, compare_release
 
 from .conftest import STUDENTS, solution_cells
 
+pytestmark = pytest.mark.slow  # every test here uses the course_run fixture: the whole course autograded
+
 
 def _autograded(scores: dict) -> dict:
     """{notebook: {grade_id: (auto_score, max)}} for autograded (code) cells only."""
