@@ -206,7 +206,8 @@ LISTENER.listen(8)
 LISTEN_PORT = LISTENER.getsockname()[1]
 
 
-def _own_address() -> str | None:
+def own_address() -> str | None:
+    """This machine's own non-loopback address (a UDP connect picks a route and sends nothing)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.connect(("192.0.2.1", 9))
@@ -216,7 +217,7 @@ def _own_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-ADDRESSES = [("127.0.0.1", LISTEN_PORT)] + ([(_own_address(), LISTEN_PORT)] if _own_address() else [])
+ADDRESSES = [("127.0.0.1", LISTEN_PORT)] + ([(own_address(), LISTEN_PORT)] if own_address() else [])
 LATE_MARKER = "labkit-hostile-outlives-grading"
 GRADER_INIT_MARK = "# a hostile submission wrote this line"
 

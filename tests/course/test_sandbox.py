@@ -21,6 +21,8 @@ import pytest
 from labkit.course.sandbox import (SandboxLimits, SandboxUnavailable, check_sandbox, in_cgroup, pids_cgroup,
                                    remove_cgroup, sandbox_command, sandbox_problem, stage_files)
 
+from .hostile import own_address
+
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox here: {sandbox_problem()}")
 
 
@@ -100,23 +102,12 @@ def test_course_files_are_out_of_reach(course):
     assert {p: p.read_bytes() for p in before} == before
 
 
-def _host_address() -> str | None:
-    """This machine's own non-loopback address (a UDP connect sends nothing; it only picks a route)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))
-            address = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if address.startswith("127.") else address
-
-
 def test_no_network_not_even_loopback(course):
     server = socket.socket()
     server.bind(("0.0.0.0", 0))
     server.listen(8)
     port = server.getsockname()[1]
-    addresses = ["127.0.0.1"] + ([_host_address()] if _host_address() else [])
+    addresses = ["127.0.0.1"] + ([own_address()] if own_address() else [])
     code = ("import socket\n"
             f"for addr in {addresses!r}:\n"
             "    s = socket.socket(); s.settimeout(5)\n"
