@@ -36,3 +36,26 @@ def test_a_2gib_allocation_fails_under_1_5gib_and_works_without_a_limit():
 def test_zero_means_no_wrapper():
     cmd = [sys.executable, "-c", "pass"]
     assert limited_command(cmd, 0) == cmd
+
+
+def test_sandboxed_kernel_cuts_a_print_flood_and_keeps_going(tmp_path):
+    """A real kernel through ResilientExecute in the sandbox: a 3 MiB print is cut at the output cap,
+    a course file is not there, the next cell still runs, and the notebook is marked sandboxed."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from labkit.course.execute import ResilientExecute
+    from labkit.course.release import REPO
+    from labkit.course.sandbox import MARKER, sandbox_problem
+
+    if sandbox_problem():
+        pytest.skip(f"no sandbox here: {sandbox_problem()}")
+    nb = new_notebook(cells=[new_code_cell("print('x' * 3 * 2**20)"),
+                             new_code_cell(f"open({str(REPO / 'nbgrader_config.py')!r}).read()"),
+                             new_code_cell("print('still here')")])
+    nb, _ = ResilientExecute(timeout=60, max_output_kb=256).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    flood, course_file, last = nb.cells
+    assert sum(len(o.get("text", "")) for o in flood.outputs) < 300 * 1024
+    assert "output cut by the grader" in flood.outputs[-1]["text"]
+    assert [o.get("ename") for o in course_file.outputs] == ["FileNotFoundError"]
+    assert last.outputs[0]["text"] == "still here\n"
+    assert nb.metadata[MARKER]["isolated"] is True
