@@ -41,3 +41,31 @@ def test_decode_is_memory_bound_and_prefill_compute_bound_on_a_4090():
 def test_roofline_rejects_non_positive_inputs():
     with pytest.raises(ValueError, match="must all be positive"):
         roofline(0, 1, 1, 1, 1)
+
+
+def test_measured_bandwidth_is_a_plausible_read_rate():
+    from labkit.bench.roofline import measure_bandwidth
+
+    bw = measure_bandwidth(nbytes=64 << 20, repeats=2, threads=1)
+    # 64 MiB summed in well under a second and not faster than any machine reads (1 TB/s from one core)
+    assert 0.05 < bw.gb_s < 1000 and bw.nbytes == 64 << 20 and bw.threads == 1
+    with pytest.raises(ValueError, match="nbytes must be"):
+        measure_bandwidth(nbytes=1000)
+
+
+def test_decode_bytes_by_hand():
+    import torch
+
+    from labkit.bench.decode import decode_bytes, roofline_fields
+    from labkit.models import tiny_model
+
+    m = tiny_model("llama", seed=0)
+    c = m.config
+    d = c.hidden_size // c.num_attention_heads
+    linears = sum(x.weight.numel() for n, x in m.named_modules() if isinstance(x, torch.nn.Linear))
+    got = decode_bytes(m, prompt_len=10, gen_len=5, runner="lean")
+    assert got.weights == 4 * (linears + c.hidden_size)  # float32 linears + one embedding row
+    assert got.kv == 2 * c.num_hidden_layers * c.num_key_value_heads * d * 4 * 13  # mean context 10 + 3
+    f = roofline_fields(50.0, got, 10.0)
+    assert f["roofline_tokens_per_s"] == pytest.approx(10e9 / got.total)
+    assert f["roofline_fraction"] == pytest.approx(50.0 / f["roofline_tokens_per_s"])

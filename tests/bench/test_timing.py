@@ -41,3 +41,21 @@ def test_summarize_medians_and_paired_speedup():
 def test_bad_input_names_the_problem(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_paired_seconds_alternates_the_order_and_keeps_pairs():
+    from labkit.bench.timing import paired_seconds
+
+    calls = []
+
+    def side(name, seconds):
+        def run():
+            calls.append(name)
+            return seconds
+        return run
+
+    cand, base = paired_seconds(side("B", 2.0), side("C", 1.0), repeats=3, warmup=1)
+    assert calls == ["B", "C", "B", "C", "C", "B", "B", "C"]
+    assert cand == [1.0] * 3 and base == [2.0] * 3
+    with pytest.raises(ValueError, match="repeats must be"):
+        paired_seconds(side("B", 1.0), side("C", 1.0), repeats=0)

@@ -1,0 +1,156 @@
+"""labkit.bench.native: the one-C-call decode step against the eager PyTorch path (labkit.bench.lean,
+itself checked against transformers in test_lean.py), and its weight packing against
+QuantLinear.dequantized_weight."""
+
+import pytest
+import torch
+from torch import nn
+
+from labkit.bench.lean import LeanDecoder
+from labkit.models import tiny_model
+from labkit.nn import QuantLinear, quantize_model
+from labkit.quant import PerGroup, PerRow, PerTensor
+from labkit.schemes import WeightOnly
+
+native = pytest.importorskip("labkit.bench.native")
+
+SCHEMES = ["none", "int8-row", "int8-tensor", "int8-group64", "fp8-row", "fp8-group64", "fp8-tensor",
+           WeightOnly("fp8_e5m2", PerRow())]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def library():
+    try:
+        return native.load_library()
+    except native.NativeUnavailable as err:
+        pytest.skip(str(err))
+
+
+def _eager_greedy(model, ids, steps):
+    """Tokens and last-position logits of greedy decoding through the eager lean path."""
+    lean = LeanDecoder(model)
+    state = lean.start(1, ids.shape[1] + steps + 1)
+    with torch.inference_mode():
+        logits = lean.step(ids, state)
+        tokens, all_logits = [], [logits[0]]
+        for _ in range(steps):
+            tokens.append(int(logits[0].argmax()))
+            logits = lean.step(torch.tensor([[tokens[-1]]]), state)
+            all_logits.append(logits[0])
+    return tokens, all_logits
+
+
+def _native_greedy(model, ids, steps, threads=1):
+    dec = native.NativeDecoder(model, ids.shape[1] + steps + 1, threads=threads)
+    tok = dec.prefill(ids)
+    tokens, all_logits = [], [dec.logits.clone()]
+    for _ in range(steps):
+        tokens.append(tok)
+        tok = dec.step(tok)
+        all_logits.append(dec.logits.clone())
+    return tokens, all_logits
+
+
+# every scheme on Qwen3 (q/k norms); Qwen2 (q/k/v biases) and Llama with a few
+CASES = [("qwen3", s) for s in SCHEMES] + [("qwen2", s) for s in ("none", "int8-tensor", "fp8-row")] + \
+    [("llama", s) for s in ("none", "int8-row", "int8-group64")]
+
+
+@pytest.mark.parametrize("arch, scheme", CASES, ids=lambda v: str(v))
+def test_native_decode_equals_the_eager_path(arch, scheme):
+    base = tiny_model(arch, seed=0)
+    model = base if scheme == "none" else quantize_model(base, scheme, "real", include_lm_head=True).model
+    ids = torch.randint(1, 300, (1, 7), generator=torch.Generator().manual_seed(1))
+    want_tokens, want_logits = _eager_greedy(model, ids, 8)
+    got_tokens, got_logits = _native_greedy(model, ids, 8)
+    assert got_tokens == want_tokens, f"{arch} {scheme}: native decoded {got_tokens}, eager {want_tokens}"
+    # INT8 rows go through bf16 activations/sums in both paths: an fp32 summation-order difference can
+    # move a bf16 rounding by one step (2^-8 relative), hence the looser bound there
+    tol = 2e-2 if str(scheme).startswith("int8") else 1e-4
+    for step, (g, w) in enumerate(zip(got_logits, want_logits)):
+        torch.testing.assert_close(g, w, rtol=tol, atol=tol * w.abs().max().item(),
+                                   msg=lambda m: f"{arch} {scheme}, step {step}: {m}")
+
+
+def test_two_threads_give_the_same_tokens():
+    model = quantize_model(tiny_model("qwen3", seed=2), "int8-row", "real", include_lm_head=True).model
+    ids = torch.randint(1, 300, (1, 5), generator=torch.Generator().manual_seed(2))
+    assert _native_greedy(model, ids, 6, threads=2)[0] == _native_greedy(model, ids, 6, threads=1)[0]
+
+
+def _unpack(p):
+    """Reassemble the float (N, K) weight a PackedLinear multiplies by, from its blocked layout."""
+    w = p.weight.transpose(1, 2).reshape(-1, p.k)[: p.n]  # (N, K) codes or floats
+    if p.kind == "float32":
+        return w
+    values = {"int8": lambda q: q.float(),
+              "fp8_e4m3": lambda q: q.view(torch.float8_e4m3fn).float() / native.FP8_REBIAS["fp8_e4m3"],
+              "fp8_e5m2": lambda q: q.view(torch.float8_e5m2).float() / native.FP8_REBIAS["fp8_e5m2"]}[p.kind](w)
+    if p.group:
+        s = p.scale.transpose(1, 2).reshape(-1, p.scale.shape[1])[: p.n]  # (N, G)
+        return values * s.repeat_interleave(p.group, dim=1)[:, : p.k]
+    return values * p.scale[: p.n, None]
+
+
+@pytest.mark.parametrize("granularity", [PerTensor(), PerRow(), PerGroup(32)], ids=repr)
+@pytest.mark.parametrize("fmt", ["int8", "fp8_e4m3", "fp8_e5m2"])
+def test_packing_keeps_the_weight_quantlinear_multiplies_by(fmt, granularity):
+    gen = torch.Generator().manual_seed(3)
+    layers = []
+    for out_f in (40, 24):  # merged like q|k; 64 rows → 4 blocks; 40 is not a multiple of 16
+        lin = nn.Linear(72, out_f, bias=False)  # K = 72: a short last group of 8 at g = 32
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(out_f, 72, generator=gen))
+        layers.append(QuantLinear.from_float(lin, WeightOnly(fmt, granularity), mode="real"))
+    packed = native.pack_linears(layers)
+    want = torch.cat([m.dequantized_weight() for m in layers])
+    torch.testing.assert_close(_unpack(packed), want, rtol=1e-6, atol=0)
+    assert packed.weight.shape == (4, 72, 16) and packed.n == 64
+
+
+def test_float_linear_packs_its_own_weight_and_bias():
+    lin = nn.Linear(20, 18)
+    p = native.pack_linears([lin])
+    torch.testing.assert_close(_unpack(p), lin.weight.detach())
+    assert torch.equal(p.bias, lin.bias.detach()) and p.scale is None
+
+
+def test_bad_inputs_are_named():
+    model = tiny_model("qwen3", seed=0)
+    dec = native.NativeDecoder(model, 4)
+    with pytest.raises(ValueError, match="batch 1"):
+        dec.prefill(torch.ones(2, 3, dtype=torch.long))
+    dec.prefill(torch.ones(1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="cache holds 4 positions"):
+        dec.step(1)
+    with pytest.raises(ValueError, match="packs nn.Linear"):
+        native.pack_linears([nn.Conv1d(3, 3, 1)])
+    w8a8 = quantize_model(model, "w8a8-int8", "real").model
+    with pytest.raises(ValueError, match="runner lean"):
+        native.NativeDecoder(w8a8, 8)
+
+
+def test_decoder_is_kept_on_its_model_and_copies_drop_it():
+    import copy
+
+    model = tiny_model("llama", seed=0)
+    first = native.native_decoder(model, 8)
+    assert native.native_decoder(model, 6) is first  # room enough: reused
+    assert native.native_decoder(model, 12) is not first  # longer: rebuilt
+    assert copy.deepcopy(model)._labkit_native_decoder is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["none", "int8-row"])
+def test_native_decode_equals_the_eager_path_on_the_default_model(scheme):
+    from labkit.models import load_model
+
+    base, _ = load_model("default")
+    model = base if scheme == "none" else quantize_model(base, scheme, "real", include_lm_head=True).model
+    ids = torch.randint(0, base.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
+    want_tokens, want_logits = _eager_greedy(model, ids, 12)
+    got_tokens, got_logits = _native_greedy(model, ids, 12)
+    assert got_tokens == want_tokens
+    tol = 2e-2 if scheme != "none" else 1e-4
+    for g, w in zip(got_logits, want_logits):
+        torch.testing.assert_close(g, w, rtol=tol, atol=tol * w.abs().max().item())
