@@ -28,6 +28,17 @@ FEEDBACK_CONFIG = ("from labkit.course.feedback import PendingGrades  # noqa: E4
                    "c.GenerateFeedback.preprocessors = [PendingGrades, CSSHTMLHeaderPreprocessor]\n")
 
 
+def auto_points(course: Path) -> float:
+    """Points of the autograded (code) cells of the course's source notebooks."""
+    total = 0.0
+    for path in (course / "source" / ASSIGNMENT).glob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            meta = cell["metadata"].get("nbgrader", {})
+            if meta.get("grade") and cell["cell_type"] == "code":
+                total += meta["points"]
+    return total
+
+
 def labkit(*args, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "labkit.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=1800)
@@ -59,7 +70,9 @@ def test_zip_collect_grade_formgrader_feedback_export_report(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) <= 6, out.stdout  # header, rule, two students, the totals (+ nothing else)
-    assert lines[2].split()[:4] == ["s1", "5", "/", "11"] and lines[3].split()[:4] == ["s2", "3", "/", "11"]
+    auto_max = auto_points(course)  # autograded points of 01 and 02, from the source notebooks
+    assert lines[2].split()[:4] == ["s1", "5", "/", f"{auto_max:g}"], out.stdout  # 01: quantize 3 + dequantize 2
+    assert lines[3].split()[:4] == ["s2", "3", "/", f"{auto_max:g}"], out.stdout  # dequantize wrong
     assert "graded 2, failed 0" in lines[-1]
     assert "Traceback" not in out.stderr and "checksum" not in out.stderr + out.stdout
     assert out.stderr.count("\n") < 10, out.stderr[-3000:]
@@ -68,20 +81,21 @@ def test_zip_collect_grade_formgrader_feedback_export_report(tmp_path):
         s1 = fg.grades(ASSIGNMENT, "01_absmax", "s1")
         assert s1["q_outlier"]["needs_manual_grade"] and s1["q_outlier"]["manual_score"] is None
         fg.set_manual_score(s1["q_outlier"]["id"], 1.5)
+        fg.set_manual_score(s1["p_outlier"]["id"], 1.0)
         students = {s["id"]: s for s in fg.call("GET", "/formgrader/api/students")}
     assert all(s["first_name"] is not None and s["last_name"] is not None for s in students.values()), students
 
     nbgrader("generate_feedback", ASSIGNMENT, cwd=course)
     html1 = (course / "feedback" / "s1" / ASSIGNMENT / "01_absmax.html").read_text()
     html2 = (course / "feedback" / "s2" / ASSIGNMENT / "01_absmax.html").read_text()
-    assert "Pending: this answer has not been graded yet" in html2  # s2's answer: nobody graded it
-    assert "Pending: this answer has not been graded yet" not in html1  # s1's was graded: 1.5
+    assert "Pending: this answer has not been graded yet" in html2  # s2's answers: nobody graded them
+    assert "Pending: this answer has not been graded yet" not in html1  # s1's were graded: 1 and 1.5
     assert "1.5" in html1
 
     nbgrader("export", "--to", "grades.csv", cwd=course)
     with (course / "grades.csv").open() as fh:
         exported = {r["student_id"]: float(r["score"]) for r in csv.DictReader(fh) if r["assignment"] == ASSIGNMENT}
-    assert exported == {"s1": 3 + 2 + 1.5, "s2": 3 + 0}  # s2's written answer still pending: 0 so far
+    assert exported == {"s1": 3 + 2 + 1.0 + 1.5, "s2": 3 + 0}  # s2's written answers still pending: 0 so far
 
     out = labkit("grade-report", ASSIGNMENT, "--course", "course", "--out", "report", cwd=tmp_path)  # relative path
     assert out.returncode == 0, out.stderr
