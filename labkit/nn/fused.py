@@ -13,18 +13,20 @@ expression,
 with ``decode`` = int8 → float, or the e4m3 bit trick (``kernels.fp8_code_values``: the code shifted
 into a float32's exponent/mantissa, times 2^120), Inductor's C++ backend emits one vectorized loop
 nest: each weight byte is loaded once, decoded in a register and multiplied — the
-"dequantization fused into the GEMV" that the course asks about. Measured on this CPU (1 thread, the
-49152×576 lm_head, M = 1, best of 5 on a loaded machine): fp32 GEMV 21 ms, ``_weight_int8pack_mm``
-5.8 ms, fused INT8 per-row 3.2 ms, fused INT8 group64 6.0 ms; in a second run fp32 28 ms and fused
-FP8 e4m3 per-row 5.3 ms. The fused kernels also keep the
-activations in float32 (``_weight_int8pack_mm`` rounds them to bf16).
+"dequantization fused into the GEMV" that the course asks about. Measured on the lab's earlier
+2-core AVX-512 EPYC VM in November 2026 (1 thread, the 49152×576 lm_head, M = 1, best of 5, a loaded
+machine): fp32 GEMV 21 ms, ``_weight_int8pack_mm`` 5.8 ms, fused INT8 per-row 3.2 ms, fused INT8
+group64 6.0 ms; in a second run fp32 28 ms and fused FP8 e4m3 per-row 5.3 ms (``labkit bench
+kernels`` re-measures on your machine). The fused kernels also keep the activations in float32
+(``_weight_int8pack_mm`` rounds them to bf16). ``labkit bench`` uses them for *prefill* only: its
+batch-1 decode runs a whole step natively (``labkit.bench.native``).
 
 For prefill (> ``DECODE_MAX_TOKENS`` rows) the matmul is compute bound, so the fused kernel there
 is only the *dequantization* (one pass: codes in, scaled weight out), followed by oneDNN's GEMM. The
 GEMM runs in **bfloat16** (activations and the dequantized weight rounded to bf16, relative error
 ≤ 2^-9 each, accumulation in float32) — the same arithmetic as ``_weight_int8pack_mm``, which the
-eager INT8 per-row path uses in both phases. Measured on SmolLM2 prefill (128 tokens, 1 thread, a
-loaded machine), dequantize-to-fp32 + fp32 GEMM reached only 0.81–0.90x of the fp32 baseline (the
+eager INT8 per-row path uses in both phases. Measured on SmolLM2 prefill (128 tokens, 1 thread, the
+same loaded EPYC VM, November 2026), dequantize-to-fp32 + fp32 GEMM reached only 0.81–0.90x of the fp32 baseline (the
 dequantized copy is written and read again, and the GEMM gains nothing from 8 bits); with bf16 the
 AVX512-BF16 dot products double the multiply-adds per instruction. Read such a prefill "speedup"
 for what it is: bf16 arithmetic against an fp32 baseline, not an 8-bit win (``labkit.bench.roofline``).
@@ -64,7 +66,8 @@ def _decode(q: torch.Tensor, fp8_name: str | None) -> torch.Tensor:
 
 def _row_chunk(k: int) -> int:
     """Split a long K into chunks of 256/128/64: Inductor vectorizes the short inner reduction well
-    (measured 6144→2048 GEMV: 6.6 ms as one K-long reduction, 0.46 ms chunked; fp32: 3.7 ms)."""
+    (6144→2048 GEMV, 1 thread, EPYC VM, November 2026: 6.6 ms as one K-long reduction, 0.46 ms
+    chunked; fp32: 3.7 ms)."""
     return next((c for c in (256, 128, 64) if k % c == 0 and k > c), k)
 
 

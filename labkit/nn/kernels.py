@@ -28,11 +28,13 @@ fp8 row/tens   codes → float in L2-sized chunks → GEMV    dequantize → flo
 fp8 group      same, a batched GEMV over the groups      dequantize → float GEMM
 =============  ========================================  =====================================
 
-Measured with ``labkit.bench.layers`` (SmolLM2 shapes, cold weights, 1 thread, busy 2-core
-AVX-512 EPYC; ratio vs float32 ``nn.Linear`` in the same run): decode int8-row 1.2x (576→192) to
-3.2x (576→1536, lm_head 576→49152); int8 groups 0.4–1.6x on decoder shapes and 3–4x on the lm_head;
-fp8 0.6–1.0x (row) and 0.3–0.6x (groups). Prefill (512 tokens): int8-row 1.3–1.5x, dequantize →
-GEMM 0.9–0.97x. Re-measure on your machine: these are ratios of one run, not constants.
+Measured with ``python -m labkit.bench.layers`` (SmolLM2 shapes, cold weights, 1 thread) on the
+lab's earlier 2-core AVX-512 AMD EPYC VM, busy, November 2026 — ratios vs float32 ``nn.Linear`` in the
+same run: decode int8-row 1.2x (576→192) to 3.2x (576→1536, lm_head 576→49152); int8 groups
+0.4–1.6x on decoder shapes and 3–4x on the lm_head; fp8 0.6–1.0x (row) and 0.3–0.6x (groups).
+Prefill (512 tokens): int8-row 1.3–1.5x, dequantize → GEMM 0.9–0.97x. Ratios of one run on one
+machine, not constants: re-measure on yours. (A whole decode step at batch 1 avoids these per-layer
+calls altogether: ``labkit.bench.native``.)
 
 ``_weight_int8pack_mm(x, q: (N, K) int8, s: (N,))`` is the CPU int8 weight-only kernel
 (torch 2.13): ``x`` must be 2-D and contiguous, ``q`` contiguous, K a multiple of 16
@@ -50,10 +52,14 @@ left by 20, exactly a float32 with sign s, exponent eeee and mantissa mmm, but e
 instead of 7: ``value = float32_bits(code << 20) · 2^120``, for every code including subnormals
 (``fp8_code_values``). Four vectorized integer/float ops instead of a scalar loop.
 
-CUDA (not testable here, marked ``gpu`` in the tests): int8 row/tensor with > 16 tokens uses
-``torch._int_mm`` (int8 activations per token; K and N padded to multiples of 8), fp8 row/tensor
-on SM ≥ 8.9 uses ``torch._scaled_mm`` with row-wise scales (bf16 output, K and N multiples of 16);
-these quantize activations per token as the tensor cores require. Everything else dequantizes.
+CUDA (not testable here, marked ``gpu`` in the tests): int8 row/tensor decode (≤ 16 tokens) runs the
+weight-only int8 GEMV ``_weight_int8pack_mm`` (CUDA has it too) — the codes are read once, never
+dequantized into a temporary; with > 16 tokens ``torch._int_mm`` (int8 activations per token; K and
+N padded to multiples of 8). fp8 row/tensor with > 16 tokens on SM ≥ 8.9 uses ``torch._scaled_mm``
+with row-wise scales (bf16 output, K and N multiples of 16). Both quantize the activations per token
+(``quantize_per_token``: ``choose_qparams(x, fmt, PerToken())`` + ``quantize`` from
+``labkit.quant``, bounds from its formats table), as the tensor cores require. Everything else —
+fp8 decode, fp8 before SM 8.9, every per-group scheme — dequantizes into a temporary, then the GEMM.
 """
 
 from __future__ import annotations
@@ -64,7 +70,8 @@ import torch
 import torch.nn.functional as F
 
 from ..quant.formats import Format
-from ..quant.granularity import Granularity, PerGroup
+from ..quant.granularity import Granularity, PerGroup, PerToken
+from ..quant.primitives import choose_qparams, quantize
 
 DECODE_MAX_TOKENS = 16
 INT8PACK_K_MULTIPLE = 16
@@ -240,12 +247,18 @@ def _pad_to(t: torch.Tensor, dim: int, multiple: int) -> torch.Tensor:
     return F.pad(t, widths)
 
 
+def quantize_per_token(x: torch.Tensor, fmt: Format) -> tuple[torch.Tensor, torch.Tensor]:
+    """Activations ``x: (M, K)`` → codes ``(M, K)`` in ``fmt`` (int8, or float8 dtype) and float32
+    scales ``(M, 1)``: one absmax scale per token, the primitives of ``labkit.quant`` (an all-zero
+    token gets scale 1 and zero codes)."""
+    qp = choose_qparams(x, fmt, PerToken())
+    return quantize(x, qp), qp.scale.reshape(-1, 1)
+
+
 def int8_rowwise_cuda(x, qweight, scale, fmt, granularity):
     if x.shape[0] <= 16:  # torch._int_mm needs M > 16; decode takes the weight-only int8 GEMV
         return int8_rowwise_cpu(x, qweight, scale, fmt, granularity)
-    x32 = x.to(torch.float32)
-    sx = x32.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0
-    qx = torch.round(x32 / sx).clamp_(-127, 127).to(torch.int8)
+    qx, sx = quantize_per_token(x, fmt)
     n = qweight.shape[0]
     qx, qw = _pad_to(qx, 1, 8), _pad_to(_pad_to(qweight, 1, 8), 0, 8)
     acc = torch._int_mm(qx, qw.t())[:, :n]  # qw.t() is column-major, as cuBLASLt wants
@@ -255,9 +268,7 @@ def int8_rowwise_cuda(x, qweight, scale, fmt, granularity):
 def fp8_rowwise_cuda(x, qweight, scale, fmt, granularity):
     if fmt.name != "fp8_e4m3" or torch.cuda.get_device_capability(x.device) < (8, 9) or x.shape[0] <= 16:
         return dequant_mm(x, qweight, scale, fmt, granularity)
-    x32 = x.to(torch.float32)
-    sx = x32.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / fmt.qmax
-    qx = (x32 / sx).clamp_(fmt.qmin, fmt.qmax).to(torch.float8_e4m3fn)
+    qx, sx = quantize_per_token(x, fmt)
     n = qweight.shape[0]
     qw = _pad_to(_pad_to(qweight.view(torch.float8_e4m3fn), 1, 16), 0, 16)
     qx = _pad_to(qx, 1, 16)

@@ -120,3 +120,18 @@ def test_chunked_conversion_matches_unchunked(monkeypatch, fmt, granularity):
     monkeypatch.setattr(K, "CHUNK_ELEMENTS", 7 * 200)  # 7 rows per chunk: 8 chunks, the last one short
     got = K.converted_decode_cpu(x, stored, qp.scale, fmt, granularity).double()
     assert ((got - ref).norm() / ref.norm()).item() < 1e-6
+
+
+@pytest.mark.parametrize("fmt_name, qmax", [("int8", 127.0), ("fp8_e4m3", 448.0)])
+def test_quantize_per_token_matches_a_hand_written_absmax(fmt_name, qmax):
+    from labkit.nn.kernels import quantize_per_token
+    from labkit.quant.formats import get_format
+
+    x = torch.randn(5, 24, generator=torch.Generator().manual_seed(0)) * torch.tensor([[0.1], [1], [10], [3], [0]])
+    codes, scales = quantize_per_token(x, get_format(fmt_name))
+    amax = x.abs().amax(dim=1, keepdim=True)
+    want_scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax))  # an all-zero token: scale 1
+    torch.testing.assert_close(scales, want_scale)
+    scaled = x / want_scale
+    want = scaled.round().to(torch.int8) if fmt_name == "int8" else scaled.to(torch.float8_e4m3fn)
+    assert codes.dtype == want.dtype and torch.equal(codes.float(), want.float())
