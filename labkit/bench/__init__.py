@@ -12,3 +12,14 @@ For notebooks: decode speed of one model + scheme, with its roofline fraction (`
 weight-only scheme name or ``"none"``. ``bandwidth_gb_s=None`` measures the read bandwidth first
 (``labkit.bench.roofline.measure_bandwidth``, same thread count).
 """
+
+__all__ = ["measure_decode", "DecodeSpeed"]
+
+
+def __getattr__(name: str):
+    # lazy: `import labkit.bench.timing` (the notebook checks) must not pay for torch models
+    if name in __all__:
+        from . import decode
+
+        return getattr(decode, name)
+    raise AttributeError(f"module 'labkit.bench' has no attribute {name!r}")
