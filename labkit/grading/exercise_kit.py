@@ -20,18 +20,10 @@ import numpy as np
 
 import labkit.quant as Q
 
+from .cases import Part  # the case engine's scored piece: name, weight, compare(got, ref, inputs)
 from .compare import GradingError, check_array, check_scalar, compare_codes, compare_floats
 
 F32 = np.float32
-
-
-@dataclass(frozen=True)
-class Part:
-    """A scored piece of the output: ``compare(got, ref, inputs)`` raises ``GradingError``."""
-
-    name: str
-    weight: float
-    compare: Callable
 
 
 @dataclass(frozen=True)
