@@ -23,9 +23,6 @@ README = ROOT.parent / "README.md"
 # Edges known to break the rules, each with the issue that removes it. Keep this empty: remove a row as
 # soon as its issue is done (the test fails on a row whose edge no longer exists).
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # issue 13 (H14): the nano-vllm benchmark moves into labkit.bench with explicit parameters
-    ("labkit.engines.nanovllm", "labkit.bench.cli"): "issue 13: bench_nanovllm(Namespace) in engines",
-    ("labkit.engines.nanovllm", "labkit.bench.timing"): "issue 13: bench_nanovllm(Namespace) in engines",
     # issue 13 (H11a): notebook 06 imports plot from labkit.eval.sweep; once it imports
     # labkit.viz.sweep_plots.plot, delete eval.sweep.plot and this row
     ("labkit.eval.sweep", "labkit.viz.sweep_plots"): "issue 13: notebook 06's import of labkit.eval.sweep.plot",
