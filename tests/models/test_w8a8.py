@@ -10,8 +10,10 @@ import torch
 from labkit.models.calibration import calibrate, calibration_windows
 from labkit.models.layer_maps import linear_names
 from labkit.models.tiny import tiny_model
-from labkit.models.w8a8 import _guard, count_act_quantized, quantize_w8a8, torchao_fp8, torchao_smoothquant_int8
+from labkit.models.w8a8 import _guard, count_act_quantized, torchao_fp8, torchao_smoothquant_int8
+from labkit.models.w8a8_schemes import quantize_smoothed
 from labkit.nn.w8a8 import W8A8Linear
+from labkit.schemes import W8A8, SmoothQuant
 
 
 def stream(seed, n=3000):
@@ -21,31 +23,38 @@ def stream(seed, n=3000):
 CAL = calibration_windows(stream(0), 4, 32)
 
 
+def labkit_w8a8(model, fmt, alpha=None, calibration=CAL):
+    """labkit's one W8A8 pipeline (plain, or SmoothQuant at ``alpha`` with statistics from ``calibration``)."""
+    if alpha is None:
+        return quantize_smoothed(model, W8A8(fmt))
+    return quantize_smoothed(model, SmoothQuant(fmt, alpha=alpha), calibrate(model, calibration, linear_names(model)))
+
+
 @pytest.mark.parametrize("fmt", ["int8", "fp8_e4m3"])
 @pytest.mark.parametrize("alpha", [None, 0.5])
 def test_every_decoder_linear_is_replaced_and_input_untouched(fmt, alpha):
     model = tiny_model("qwen2")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    res = quantize_w8a8(model, fmt, alpha=alpha, calibration=CAL)
-    assert res.report.act_quantized == len(linear_names(model)) == 14
+    res = labkit_w8a8(model, fmt, alpha)
+    assert list(res.report.layers) == linear_names(model) and res.report.n_layers == 14
     assert count_act_quantized(res.model) == 14
     assert isinstance(res.model.model.layers[1].mlp.down_proj, W8A8Linear)
     assert type(res.model.lm_head) is torch.nn.Linear, "lm_head must stay in float"
-    assert res.report.probe_logit_change > 0
+    assert _guard("labkit", model, res.model, CAL) > 0
     assert count_act_quantized(model) == 0
     for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k]), f"quantize_w8a8 changed the input model's {k}"
+        assert torch.equal(v, before[k]), f"the W8A8 pipeline changed the input model's {k}"
 
 
 def test_guards_catch_a_conversion_that_did_nothing():
     model = tiny_model("llama")
     with pytest.raises(RuntimeError, match="no linear quantizes its activations"):
         _guard("test", model, model, CAL)
-    fake = quantize_w8a8(model, "int8").model  # has W8A8 linears; compared with itself the logits do not move
+    fake = labkit_w8a8(model, "int8").model  # has W8A8 linears; compared with itself the logits do not move
     with pytest.raises(RuntimeError, match="exactly the baseline's logits"):
         _guard("test", fake, fake, CAL)
     with pytest.raises(ValueError, match="calibration"):
-        quantize_w8a8(model, "int8", alpha=0.5)
+        quantize_smoothed(model, SmoothQuant("int8", alpha=0.5))
 
 
 def test_torchao_smoothquant_converts_every_decoder_linear_and_tracks_labkit():
@@ -56,7 +65,7 @@ def test_torchao_smoothquant_converts_every_decoder_linear_and_tracks_labkit():
     ao = torchao_smoothquant_int8(model, CAL, alpha=0.5)
     assert ao.report.act_quantized == 14 and ao.report.backend == "torchao"
     assert type(ao.model.lm_head.weight) is torch.nn.Parameter and ao.model.lm_head.weight.dtype == torch.float32
-    lk = quantize_w8a8(model, "int8", alpha=0.5, calibration=CAL)
+    lk = labkit_w8a8(model, "int8", alpha=0.5)
     with torch.no_grad():
         base = model(x).logits
         e_ao = (ao.model(x).logits - base).pow(2).mean().item()
@@ -79,7 +88,7 @@ def test_torchao_fp8_on_gpu_matches_labkit_fp8():
     model = tiny_model("qwen3").cuda()
     cal = CAL.cuda()
     ao = torchao_fp8(model, alpha=0.5, calibration=cal)
-    lk = quantize_w8a8(model, "fp8_e4m3", alpha=0.5, calibration=cal)
+    lk = labkit_w8a8(model, "fp8_e4m3", alpha=0.5, calibration=cal)
     assert ao.report.act_quantized == 14
     x = calibration_windows(stream(1), 2, 32).cuda()
     with torch.no_grad():
@@ -94,8 +103,8 @@ def test_torchao_fp8_on_gpu_matches_labkit_fp8():
 
 @pytest.fixture(scope="module")
 def default_setup():
-    from labkit.eval.data import load_ppl_text
-    from labkit.eval.perplexity import make_windows, tokenize_corpus
+    from labkit.data import load_ppl_text, tokenize_corpus
+    from labkit.eval.perplexity import make_windows
     from labkit.models import load_model
 
     model, tok = load_model("default")
@@ -158,7 +167,7 @@ def test_labkit_and_torchao_smoothquant_int8_agree_within_1pct(default_setup, in
 def test_int8_vs_fp8_table_with_mmlu_on_a_tiny_model(tmp_path):
     """The full table (ppl, KL, top-1, MMLU) and its 3-panel plot; the MMLU column on a tiny model
     (MMLU prompts are the slow part on the default model)."""
-    from labkit.eval.data import MMLUData, load_mmlu
+    from labkit.data import MMLUData, load_mmlu
     from labkit.eval.w8a8_comparison import compare_formats
     from labkit.models.tiny import tiny_tokenizer
     from labkit.viz.w8a8 import plot_format_comparison
