@@ -312,9 +312,9 @@ SANDBOX_STUDENTS: dict[str, Student] = {
                                 + RIGHT_DEQUANTIZE},
                          why="a fork bomb in the last fill-in"),
     "sigint_loop": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_quantize=0)},
-                           edits={("01_absmax", "absmax_quantize"): "import signal\n"
-                                  "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                                  + _def("absmax_quantize", "x", "while True:\n    pass")},
+                           # inside the function: ipykernel re-installs its SIGINT handler before each cell
+                           edits={("01_absmax", "absmax_quantize"): "import signal\n" + _def(
+                               "absmax_quantize", "x", "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")},
                            why="an infinite loop that ignores SIGINT (the timeout's interrupt)"),
     "dup_id": Student(["01_absmax"], {"01_absmax": but("01_absmax", test_absmax_quantize=1)},
                       edits={("01_absmax", "absmax_quantize"): TRUNCATING}, transform={"01_absmax": _duplicate_test_cell},
