@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .generation import greedy_decode, prefill
-from .timing import Throughput, summarize
+from .timing import Throughput, paired_seconds, summarize
 
 
 def matmul_weight_bytes(model: nn.Module) -> int:
@@ -84,16 +84,8 @@ def time_pair(
     runner: str = "lean",
 ) -> Throughput:
     """Interleaved timings of both models (see the module docstring); returns the summary."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be ≥ 1 and warmup ≥ 0, got repeats={repeats}, warmup={warmup}")
-    for _ in range(warmup):
-        _one_run(baseline, phase, ids, gen_len, runner)
-        _one_run(quantized, phase, ids, gen_len, runner)
-    base_s, quant_s = [], []
-    for i in range(repeats):
-        order = ((baseline, base_s), (quantized, quant_s))
-        for model, sink in order if i % 2 == 0 else order[::-1]:
-            sink.append(_one_run(model, phase, ids, gen_len, runner))
+    quant_s, base_s = paired_seconds(lambda: _one_run(baseline, phase, ids, gen_len, runner),
+                                     lambda: _one_run(quantized, phase, ids, gen_len, runner), repeats, warmup)
     batch, prompt_len = ids.shape
     return summarize(phase, batch, prompt_len, gen_len, quant_s, base_s)
 
