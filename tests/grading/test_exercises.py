@@ -79,12 +79,18 @@ def test_zero_point_outside_the_codes_loses_the_zero_point_and_codes(solved):
     assert check("zeropoint_quantize_storable", wrong, points=3, plot=False) == 0.0
 
 
-def test_per_group_without_the_short_last_group_fails_codes_not_everything(solved):
-    wrong = _variant(solved, "pergroup_quantize", (
+def test_per_group_mistakes_lose_their_parts(solved):
+    # the last, shorter group merged into a full-size one: scales of the wrong shape on most cases
+    floor_groups = _variant(solved, "pergroup_quantize", (
         "def pergroup_quantize(W, group_size):\n"
-        "    q, s = _right(W, group_size)\n"
-        "    return q, s\n"))
-    assert check("pergroup_quantize", wrong, points=3, plot=False) == 0.0  # no _right: raises on every case
+        "    out, k = W.shape\n"
+        "    n = max(1, k // group_size)\n"
+        "    s = np.stack([np.max(np.abs(W[:, i * group_size:(i + 1) * group_size if i < n - 1 else k]), axis=1)\n"
+        "                  for i in range(n)], 1) / 127\n"
+        "    s = np.where(s > 0, s, 1.0).astype(np.float32)\n"
+        "    e = np.concatenate([np.repeat(s[:, :-1], group_size, 1), np.repeat(s[:, -1:], k - (n - 1) * group_size, 1)], 1)\n"
+        "    return np.clip(np.round(W / e), -127, 127).astype(np.int8), s\n"))
+    assert check("pergroup_quantize", floor_groups, points=3, plot=False) == 0.0
     truncating = _variant(solved, "pergroup_quantize", (
         "_right = pergroup_quantize\n"
         "def pergroup_quantize(W, group_size):\n"
@@ -93,7 +99,7 @@ def test_per_group_without_the_short_last_group_fails_codes_not_everything(solve
     assert check("pergroup_quantize", truncating, points=3, plot=False) == 1.0  # the scales' share
 
 
-def test_fp8_without_clamp_or_with_int_grid_fails(solved):
+def test_fp8_on_an_int8_grid_fails(solved):
     int_grid = _variant(solved, "pergroup_fake_quantize_fp8", (
         "def pergroup_fake_quantize_fp8(W, group_size):\n"
         "    q, s = pergroup_quantize(W, group_size)\n"
