@@ -268,3 +268,22 @@ def test_the_checker_catches_what_it_must(tmp_path):
     finally:
         MODULES.clear()
         MODULES.update(saved)
+
+
+def test_the_readme_tree_names_every_module():
+    """The README's "What is where" tree names every labkit module (a new module gets its line)."""
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("## What is where"):]
+    block = block[block.index("```") + 3:]
+    block = block[: block.index("```")]
+    named, stack = set(), []
+    for line in block.splitlines():
+        m = re.match(r"^( *)(\S+)", line)
+        if not m:
+            continue
+        depth = len(m.group(1)) // 2
+        stack = stack[:depth] + [m.group(2)]
+        named.add("".join(stack))
+    missing = [str(p.relative_to(ROOT.parent)) for p in sorted(ROOT.rglob("*.py"))
+               if p.name != "__init__.py" and str(p.relative_to(ROOT.parent)) not in named]
+    assert not missing, f"README.md's tree (## What is where) does not name: {missing}"
