@@ -96,24 +96,24 @@ def quantize_weight_reference(w: torch.Tensor, fmt: str, granularity) -> tuple[t
     return codes, scale
 
 
-def expand_scale(scale: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """A scale of any of the three granularities broadcast to the weight's ``(N, K)``."""
+def expand_scale(scale: torch.Tensor, shape: tuple[int, int], group_size: int | None = None) -> torch.Tensor:
+    """A scale of any of the three granularities broadcast to the weight's ``(N, K)`` (per group:
+    ``group_size`` columns each, the last group shorter — ceil(K/G) is not g when it is)."""
     n, k = shape
     if scale.ndim == 0:
         return scale.expand(n, k)
     if scale.ndim == 1:
         return scale[:, None].expand(n, k)
-    g = -(-k // scale.shape[1])
-    return scale.repeat_interleave(g, dim=1)[:, :k]
+    return scale.repeat_interleave(group_size, dim=1)[:, :k]
 
 
-def dequantize_reference(codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return codes.to(torch.float32) * expand_scale(scale.to(torch.float32), tuple(codes.shape))
+def dequantize_reference(codes: torch.Tensor, scale: torch.Tensor, group_size: int | None = None) -> torch.Tensor:
+    return codes.to(torch.float32) * expand_scale(scale.to(torch.float32), tuple(codes.shape), group_size)
 
 
 def _linear_reference(linear: nn.Linear, fmt: str, granularity, mode: str, x: torch.Tensor):
     codes, scale = quantize_weight_reference(linear.weight, fmt, granularity)
-    w = dequantize_reference(codes, scale)
+    w = dequantize_reference(codes, scale, getattr(granularity, "group_size", None))
     y = F.linear(x.to(torch.float32), w, None if linear.bias is None else linear.bias.detach().float())
     return y, float(codes.numel() + 4 * scale.numel()), 1.0
 
@@ -294,7 +294,8 @@ def _linear_cases(seed: int):
     cases = []
     specs = [("int8", PerRow(), "fake", 96, 64, True), ("int8", PerRow(), "real", 96, 64, True),
              ("fp8_e4m3", PerTensor(), "real", 48, 80, False), ("int8", PerGroup(32), "real", 64, 100, True),
-             ("fp8_e4m3", PerGroup(64), "fake", 32, 128, False)]
+             ("int8", PerGroup(32), "fake", 80, 48, True),     # K = 80: groups of 32, 32 and 16
+             ("fp8_e4m3", PerGroup(64), "real", 160, 32, False)]  # K = 160: the last group of 32
     for fmt, gran, mode, k, n, bias in specs:
         lin = nn.Linear(k, n, bias=bias)
         with torch.no_grad():
@@ -736,7 +737,7 @@ def layer_gptq_or_labkit(fn, seed: int = 0) -> Callable:
         ref = labkit_layer_gptq(W, H, 64)
         try:
             got = fn(W.clone(), H.clone(), 64)
-            step = expand_scale(_quantize_int4(ref, 64)[1], tuple(W.shape))
+            step = expand_scale(_quantize_int4(ref, 64)[1], tuple(W.shape), 64)
             ok = isinstance(got, torch.Tensor) and got.shape == W.shape and \
                 float(((got - ref).abs() > 0.5 * step).float().mean()) <= 0.01
         except Exception as exc:  # the student's function: say what happened, then use labkit's

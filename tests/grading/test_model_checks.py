@@ -106,7 +106,7 @@ def test_linear_real_mode_with_a_float_copy_fails(capsys):
             self.register_buffer("w_float", linear.weight.detach().clone())
 
     score = check_model("weight_only_linear", KeepsFloat, seed=2, points=3)
-    assert score == pytest.approx(3 * 2 / 5)       # the two fake-mode cases only
+    assert score == pytest.approx(3 * 2 / 6)       # the two fake-mode cases only
     assert "float tensor as large as the weight" in capsys.readouterr().out
 
 
@@ -161,3 +161,16 @@ def test_unwritten_stub_prints_one_line(capsys):
 
     assert check_model("quantize_int4_groups", stub, seed=0, points=2) == 0.0
     assert "not written yet" in capsys.readouterr().out
+
+
+def test_linear_that_guesses_the_group_width_fails_on_a_shorter_last_group(capsys):
+    class CeilWidth(sol.WeightOnlyLinear):          # g taken as ceil(K / G): wrong when the last group is short
+        def dequantize(self, codes, scale):
+            if scale.ndim == 2:
+                k = self.shape[1]
+                return codes.float() * scale.repeat_interleave(-(-k // scale.shape[1]), dim=1)[:, :k]
+            return super().dequantize(codes, scale)
+
+    score = check_model("weight_only_linear", CeilWidth, seed=3, points=3)
+    assert score == pytest.approx(3 * 4 / 6)        # K = 80 (groups of 32) and K = 160 (groups of 64) fail
+    assert "output differs from x·Ŵᵀ + b" in capsys.readouterr().out
