@@ -34,7 +34,6 @@ class BenchResult:
     students: int
     seconds: float
     speedup: float  # against the first workers value of the run
-    cpu_per_student: float = 0.0  # median CPU seconds of one student's grading (worker + kernels)
     points: float = 0.0           # autograded points of the whole class (0 would mean nothing ran right)
     max_points: float = 0.0
 
@@ -100,10 +99,7 @@ def bench(students: int = 8, workers: tuple[int, ...] = (1, 2), notebooks: tuple
             elif scores != reference:
                 raise RuntimeError(f"--local-workers {n} gave different grades from --local-workers {workers[0]}")
             base_seconds = results[0].seconds if results else seconds
-            import statistics
-
             results.append(BenchResult(n, students, round(seconds, 1), round(base_seconds / seconds, 2),
-                                       round(statistics.median(r.cpu_seconds for r in run.rows), 1),
                                        sum(r.points for r in run.rows), sum(r.max_points for r in run.rows)))
     return results
 
@@ -121,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     for r in bench(args.students, tuple(args.workers), tuple(args.notebooks)):
         print(f"--local-workers {r.workers}: {r.seconds:7.1f} s  {r.per_minute:5.2f} students/min  "
               f"({r.seconds / r.students:5.1f} s/student)  speed-up x{r.speedup:.2f}  "
-              f"CPU {r.cpu_per_student:.0f} s/student  autograded points {r.points:g} / {r.max_points:g}")
+              f"autograded points {r.points:g} / {r.max_points:g}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at the end {load:.1f}")
     return 0

@@ -55,7 +55,6 @@ class StudentRow:
     missing: int           # notebooks not handed in
     pending: int           # written answers waiting for a grader
     seconds: float
-    cpu_seconds: float = 0.0  # the worker's and its kernels' CPU time for this student
 
 
 @dataclass
@@ -123,8 +122,7 @@ def _row(result: dict) -> StudentRow:
                 failed += bool(nb["submitted"] and (g["auto_score"] or 0) < (g["max_score"] or 0) - 1e-9)
             elif nb["submitted"] and g["auto_score"] is None:
                 pending += 1
-    return StudentRow(result["student"], points, max_points, failed, missing, pending, round(result["seconds"], 1),
-                      round(result.get("cpu_seconds", 0.0), 1))
+    return StudentRow(result["student"], points, max_points, failed, missing, pending, round(result["seconds"], 1))
 
 
 def _unsandboxed(result: dict) -> list[str]:
@@ -236,9 +234,8 @@ def format_summary(run: GradeRun) -> str:
             lines.append(f"note    {student}: {note}")
     for student, why in sorted(run.failed.items()):
         lines.append(f"FAILED  {student}: {why}")
-    per, cpu = [r.seconds for r in run.rows], [r.cpu_seconds for r in run.rows]
-    timing = (f"; seconds per student: median {statistics.median(per):.1f}, max {max(per):.1f} "
-              f"(CPU: median {statistics.median(cpu):.1f})") if per else ""
+    per = [r.seconds for r in run.rows]
+    timing = f"; seconds per student: median {statistics.median(per):.1f}, max {max(per):.1f}" if per else ""
     lines.append(f"graded {len(run.graded)}, failed {len(run.failed)}, skipped {len(run.skipped)} (already graded; "
                  f"--force to redo) on {run.workers} worker(s) in {run.seconds:.1f} s{timing}")
     if run.unsafe_no_sandbox or run.unsandboxed:
