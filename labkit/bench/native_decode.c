@@ -18,7 +18,7 @@
 
 #define BLK 16
 /* Below this many weights a GEMV runs on one thread: waking a second costs more than it saves. */
-#define PARALLEL_MIN_WEIGHTS (1 << 19)
+#define PARALLEL_MIN_WEIGHTS (1 << 20)
 
 enum { KIND_F32 = 0, KIND_INT8 = 1, KIND_E4M3 = 2, KIND_E5M2 = 3 };
 
