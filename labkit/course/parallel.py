@@ -275,9 +275,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from labkit.cli_common import run_command
+
     parser = argparse.ArgumentParser(prog="python -m labkit.course.parallel", description=__doc__.split("\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return run_command("grade", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
