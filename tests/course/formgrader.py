@@ -45,8 +45,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def formgrader(course_dir: Path, env: dict | None = None, timeout: float = 180) -> Iterator[Formgrader]:
-    """A formgrader serving ``course_dir`` (which holds the nbgrader_config.py it reads)."""
+def formgrader(course_dir: Path, env: dict | None = None, timeout: float = 900) -> Iterator[Formgrader]:
+    """A formgrader serving ``course_dir`` (which holds the nbgrader_config.py it reads). The
+    timeout is generous: on an overloaded 2-core machine the server took over 3 minutes to start."""
     port, token = _free_port(), secrets.token_hex(16)
     cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course_dir}"]
