@@ -39,6 +39,10 @@ def _reference_outputs(spec, seed):
     return outs
 
 
+def _as_outputs(spec, value) -> tuple:
+    return tuple(value) if spec.n_outputs > 1 else (value,)
+
+
 def _replay(outputs):
     """A 'student' function that returns the given answers in order and computes nothing."""
     it = iter(outputs)
@@ -76,14 +80,31 @@ def _perturb(value):
     raise TypeError(f"cannot build a wrong answer of type {type(value).__name__}: teach _perturb")
 
 
+_ANSWERS: dict = {}
+
+
+def answers(name):
+    """labkit's answers on the seeded cases, computed once per check for the whole module (the
+    model-level checks take seconds per reference run)."""
+    if name not in _ANSWERS:
+        _ANSWERS[name] = _reference_outputs(registry()[name], SEED)
+    return _ANSWERS[name]
+
+
 @pytest.mark.parametrize("name", CHECKS)
 def test_reference_answers_score_full_and_calling_labkit_scores_zero(name, capsys):
     spec = registry()[name]
-    answers = _reference_outputs(spec, SEED)
-    assert grade(name, _replay(answers), seed=SEED, points=POINTS, plot=False) == POINTS, capsys.readouterr().out
+    right = answers(name)
+    assert grade(name, _replay(right), seed=SEED, points=POINTS, plot=False) == POINTS, capsys.readouterr().out
+
+    wrong = [_perturb(a) for a in right]
+    calls = []
 
     def calls_labkit(*args, **kwargs):
-        return spec.reference(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:          # the first case asks labkit; the others (cheap) are wrong anyway
+            return spec.reference(*args, **kwargs)
+        return copy.deepcopy(wrong[len(calls) - 1])
 
     assert grade(name, calls_labkit, seed=SEED, points=POINTS, plot=False) == 0.0
     assert "calls labkit's reference" in capsys.readouterr().out
@@ -122,44 +143,52 @@ def _patched_helpers(monkeypatch):
 
 @pytest.mark.parametrize("name", CHECKS)
 def test_patched_numpy_or_torch_scores_zero_in_the_kernel(name, monkeypatch, capsys):
-    spec = registry()[name]
-    wrong = [_perturb(a) for a in _reference_outputs(spec, SEED)]
+    def never_called(*args, **kwargs):
+        raise AssertionError("a tampered notebook must not be graded at all")
+
     with monkeypatch.context() as m:
         _patched_library(m)
-        assert grade(name, _replay(wrong), seed=SEED, points=POINTS, plot=False) == 0.0
+        assert grade(name, never_called, seed=SEED, points=POINTS, plot=False) == 0.0
     assert "replaced" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # re-runs every check's reference in a fresh interpreter (model-level checks: minutes)
 def test_patched_comparisons_cannot_turn_wrong_answers_into_points(monkeypatch, tmp_path, capsys):
     recorded = []
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     monkeypatch.setattr(records, "show_record", recorded.append)
-    rights, wrongs, claimed = {}, {}, {}
-    for name in CHECKS:
-        spec = registry()[name]
-        answers = _reference_outputs(spec, SEED)
-        wrong = [_perturb(a) for a in answers]
-        grade(name, _replay(answers), seed=SEED, points=POINTS, plot=False)
-        rights[name] = recorded.pop()
-        with monkeypatch.context() as m:
-            _patched_helpers(m)
-            claimed[name] = grade(name, _replay(wrong), seed=SEED, points=POINTS, plot=False)  # may be a lie
-        assert recorded, f"{name}: no answer record under autograde even with patched comparisons"
-        wrongs[name] = recorded.pop()
+    # in the kernel: patched helpers make the engine claim full points for truncated codes...
+    def truncating(x):
+        scale = np.max(np.abs(x)) / 127
+        return (x / scale).astype(np.int8), scale
+
+    with monkeypatch.context() as m:
+        _patched_helpers(m)
+        claimed = grade("absmax_quantize", truncating, seed=SEED, points=POINTS, plot=False)
+    assert claimed == POINTS  # the patch works in the kernel: only the re-check can catch it
+    lying = recorded.pop()
     capsys.readouterr()
-    assert claimed["absmax_quantize"] == POINTS  # the patch works in the kernel: only the re-check can catch it
+    # ...and for every check, records of right and of wrong answers (what the engine displays: the
+    # answers as answer_record encodes them) go to the grader's process
+    rights = {n: records.answer_record(n, SEED, POINTS, [_as_outputs(registry()[n], a) for a in answers(n)])
+              for n in CHECKS}
+    wrongs = {n: records.answer_record(n, SEED, POINTS, [_as_outputs(registry()[n], _perturb(a)) for a in answers(n)])
+              for n in CHECKS}
+    wrongs["absmax_quantize (patched kernel)"] = lying
     path = tmp_path / "records.json"
     path.write_text(json.dumps({"right": rights, "wrong": wrongs}))
     # the grader's process: a fresh interpreter that no notebook patched
     script = ("import json, sys\nfrom labkit.course.verify import HiddenCheck, verified_points\n"
               "data = json.load(open(sys.argv[1]))\nout = {}\n"
               "for kind, recs in data.items():\n"
-              f"    out[kind] = {{n: verified_points(HiddenCheck(n, {SEED}, {POINTS}), r)[0] for n, r in recs.items()}}\n"
+              f"    out[kind] = {{n: verified_points(HiddenCheck(n.split(' ')[0], {SEED}, {POINTS}), r)[0] for n, r in recs.items()}}\n"
               "print(json.dumps(out))\n")
     run = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     verified = json.loads(run.stdout.strip().splitlines()[-1])
     assert verified["right"] == {n: POINTS for n in CHECKS}
+    lied = verified["wrong"].pop("absmax_quantize (patched kernel)")
+    assert lied == round(POINTS / 3, 4)   # claimed 4: the re-check keeps only the scale's share
     assert verified["wrong"] == {n: 0.0 for n in CHECKS}
 
 
