@@ -121,11 +121,13 @@ def test_monkeypatched_numpy_does_not_pass(monkeypatch, module, name, fake, caps
 def test_a_wrong_dependency_does_not_sink_the_dependent_function():
     ns = {"np": np}
     exec(
-        "def quantize_column(col, n_bits=8):\n    return col * 0\n"
+        "def quantize_column(col, scales, n_bits=8):\n    return (col * 0).astype(np.int8)\n"
         "def gptq_simplified(W, n_bits=8):\n"
-        "    W = W.copy(); n = W.shape[1]; out = np.empty_like(W)\n"
+        "    W = np.array(W, dtype=np.float64); qmax = 2 ** (n_bits - 1) - 1; n = W.shape[1]\n"
+        "    amax = np.max(np.abs(W), axis=1); s = np.where(amax > 0, amax / qmax, 1.0)\n"
+        "    out = np.empty_like(W)\n"
         "    for j in range(n):\n"
-        "        out[:, j] = quantize_column(W[:, j], n_bits)\n"
+        "        out[:, j] = quantize_column(W[:, j], s, n_bits) * s\n"
         "        if j < n - 1:\n"
         "            W[:, j + 1:] += ((W[:, j] - out[:, j]) / (n - j - 1))[:, None]\n"
         "    return out\n", ns)
