@@ -23,9 +23,6 @@ README = ROOT.parent / "README.md"
 # Edges known to break the rules, each with the issue that removes it. Keep this empty: remove a row as
 # soon as its issue is done (the test fails on a row whose edge no longer exists).
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # issue 13 (H11a): notebook 06 imports plot from labkit.eval.sweep; once it imports
-    # labkit.viz.sweep_plots.plot, delete eval.sweep.plot and this row
-    ("labkit.eval.sweep", "labkit.viz.sweep_plots"): "issue 13: notebook 06's import of labkit.eval.sweep.plot",
     # issue 13 (course owners): cluster.py and parallel.py import each other
     ("labkit.course.cluster", "labkit.course.parallel"): "issue 13: clean_submission belongs below both",
 }

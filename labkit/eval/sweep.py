@@ -95,14 +95,6 @@ def write_tables(lines: list[dict], out: Path, header: str) -> tuple[Path, Path]
     return out / "table.md", out / "table.csv"
 
 
-def plot(lines: list[dict], key: str, out_png: Path, title: str, log: bool = False) -> Path | None:
-    """Moved to ``labkit.viz.sweep_plots.plot`` (plots live in ``labkit.viz``); kept for notebook 06 as
-    written today and removed once it imports the new place."""
-    from ..viz.sweep_plots import plot as _plot  # known layering exception, tests/test_layering.py
-
-    return _plot(lines, key, out_png, title, log)
-
-
 @dataclass
 class SweepOutput:
     """What ``sweep`` measured and wrote: the raw rows, one line per (scheme, mode), where, and how."""

@@ -1,14 +1,9 @@
-"""Whole-model W8A8 and SmoothQuant: calibrate → smooth → quantize weights and activations.
+"""W8A8 and SmoothQuant with torchao, next to labkit's own, and the guards every W8A8 path shares.
 
 labkit's own W8A8 is the schemes ``w8a8-*`` / ``smoothquant-*`` through ``labkit.nn.quantize_model``
 (``labkit.models.w8a8_schemes``). This module compares it with torchao, all pure (the input model
 is deep-copied, never changed):
 
-* ``quantize_w8a8(model, "int8" | "fp8_e4m3", alpha=None | α, calibration=...)`` — labkit's
-  pipeline (``quantize_smoothed``: fold SmoothQuant factors, then ``quantize_model`` with
-  ``W8A8Linear``) with the probe guard below and a ``W8A8Report``; kept for notebook 08 as written
-  today, to be removed once nothing imports it. Runs on CPU; FP8 uses ``torch._scaled_mm`` on CUDA
-  SM ≥ 8.9.
 * ``torchao_smoothquant_int8(model, calibration, alpha)`` — torchao 0.18's own recipe:
   ``quantize_(m, SmoothQuantConfig(base_config=Int8DynamicActivationInt8WeightConfig(),
   step="prepare", alpha=α))``, run the calibration windows, then the same config with
@@ -35,12 +30,10 @@ import torch
 from torch import nn
 
 from ..errors import NoOpQuantizationError
-from ..nn.w8a8 import W8A8Linear, _w8a8_format
-from ..schemes import W8A8, SmoothQuant
-from .calibration import ActivationStats, as_stats
+from ..nn.w8a8 import W8A8Linear
+from .calibration import as_stats
 from .layer_maps import linear_names
 from .smoothing import smooth_model
-from .w8a8_schemes import quantize_smoothed
 
 
 @dataclass(frozen=True)
@@ -105,26 +98,6 @@ def _probe(calibration) -> torch.Tensor | None:
     return calibration if isinstance(calibration, torch.Tensor) else None
 
 
-def quantize_w8a8(model: nn.Module, fmt: str = "int8", *, alpha: float | None = None, calibration=None,
-                  scope: str = "all") -> W8A8Result:
-    """labkit W8A8 of every decoder linear, with SmoothQuant folding first if ``alpha`` is given.
-
-    ``calibration``: ``(n, seq)`` token ids or precomputed ``ActivationStats`` (needed iff alpha is set;
-    ids also serve as the no-op probe). Embeddings and lm_head stay in float. The same pipeline as
-    ``quantize_model(model, "w8a8-int8")`` / ``"smoothquant-int8@α"`` (``quantize_smoothed``).
-    """
-    f = _w8a8_format(fmt)
-    if alpha is None:
-        scheme, stats, tokens = W8A8(f.name), None, 0
-    else:
-        stats = as_stats(model, calibration)
-        scheme, tokens = SmoothQuant(f.name, alpha=alpha, scope=scope), stats.tokens
-    new = quantize_smoothed(model, scheme, stats).model
-    backend = "labkit"
-    change = _guard(backend, model, new, _probe(calibration))
-    return W8A8Result(new, W8A8Report(backend, f.name, alpha, count_act_quantized(new), tokens, change))
-
-
 def _decoder_filter(model: nn.Module):
     wanted = set(linear_names(model))
     return lambda module, fqn: isinstance(module, nn.Linear) and fqn in wanted
@@ -173,7 +146,7 @@ def torchao_fp8(model: nn.Module, alpha: float | None = 0.5, calibration=None, s
     if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
         raise RuntimeError(
             f"torchao's FP8 dynamic-activation kernels need a CUDA GPU with compute capability ≥ 8.9 (Ada, Hopper); "
-            f"the model is on {device}. On CPU use quantize_w8a8(model, 'fp8_e4m3', alpha=...) (labkit's FP8 W8A8)."
+            f"the model is on {device}. On CPU use labkit's FP8 W8A8: quantize_model(model, 'smoothquant-fp8') or quantize_smoothed(model, SmoothQuant('fp8_e4m3', alpha=α), stats)."
         )
     new, tokens = _smoothed_copy(model, calibration, alpha, scope)
     quantize_(new, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_decoder_filter(new))
