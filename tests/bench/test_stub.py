@@ -15,12 +15,13 @@ def test_virtual_clock_gives_the_closed_form():
 
 
 def test_labkit_timer_on_the_sleeping_stub_agrees_with_the_closed_form():
-    base, quant, _ = stub_pair(sleep=True, call_s=0.004, token_s=0.001)
+    # sleeps long next to the loop's own Python, so a loaded machine only adds a little on top
+    base, quant, _ = stub_pair(sleep=True, call_s=0.02, token_s=0.005)
     ids = torch.zeros(1, 16, dtype=torch.long)
-    t = time_pair(base, quant, "decode", ids, 8, repeats=3, warmup=1, runner="hf")
-    want = base.tokens_per_s("decode", 1, 16, 8)
-    assert abs(t.baseline_tokens_per_s - want) / want < 0.3    # sleep overshoots on a loaded machine
-    assert abs(t.speedup - 2.0) < 0.4
+    t = time_pair(base, quant, "decode", ids, 4, repeats=3, warmup=1, runner="hf")
+    want = base.tokens_per_s("decode", 1, 16, 4)
+    assert 0.6 * want < t.baseline_tokens_per_s <= 1.02 * want    # a timer can only add time to a sleep
+    assert 1.4 < t.speedup <= 2.1
 
 
 def test_interleaved_pairs_cancel_a_slowing_machine():
