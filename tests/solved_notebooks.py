@@ -253,6 +253,8 @@ def run_in_browser(base: Path, stems: list[str], timeout_s: float) -> dict[str, 
                     page.close()
                     lab.shutdown_kernels()  # the next notebook gets the CPU to itself
                     runs[stem] = SolvedRun(stem, nb, seconds, "browser", error, figures)
+                    with open(ARTIFACTS / "progress.txt", "a") as log:  # readable while the run goes on
+                        log.write(f"{stem} {seconds:.1f} s, {len(runs[stem].stderr())} stderr/errors {error[:80]}\n")
             finally:
                 context.close()
     finally:
@@ -283,6 +285,8 @@ def run_with_nbclient(base: Path, stems: list[str], timeout_s: float) -> dict[st
                 seconds = time.monotonic() - start
             nbformat.write(nb, nbdir / f"{stem}.ipynb")
             runs[stem] = SolvedRun(stem, nb, seconds, "nbclient", error)
+            with open(ARTIFACTS / "progress.txt", "a") as log:
+                log.write(f"{stem} {seconds:.1f} s, {len(runs[stem].stderr())} stderr/errors {error[:80]}\n")
     finally:
         if env_before is not None:
             os.environ["NBGRADER_EXECUTION"] = env_before
