@@ -140,17 +140,41 @@ def test_decoder_is_kept_on_its_model_and_copies_drop_it():
     assert copy.deepcopy(model)._labkit_native_decoder is None
 
 
+def _teacher_forced(model, ids, tokens):
+    """Logits of the eager and the native path, both fed the same ``tokens`` after ``ids``."""
+    lean = LeanDecoder(model)
+    state = lean.start(1, ids.shape[1] + len(tokens) + 1)
+    dec = native.NativeDecoder(model, ids.shape[1] + len(tokens) + 1, threads=1)
+    with torch.inference_mode():
+        eager = [lean.step(ids, state)[0]] + [lean.step(torch.tensor([[t]]), state)[0] for t in tokens]
+    dec.prefill(ids)
+    nat = [dec.logits.clone()]
+    for t in tokens:
+        dec.step(t)
+        nat.append(dec.logits.clone())
+    return eager, nat
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["none", "int8-row"])
 def test_native_decode_equals_the_eager_path_on_the_default_model(scheme):
+    """fp32: the same greedy tokens. INT8 rows: both paths round activations and code sums to bf16,
+    and a different fp32 summation order moves some roundings by one bf16 step (measured ~6e-3 of
+    the largest logit after 30 layers), enough to flip a near-tie of a random prompt. So both paths
+    are fed the same tokens and compared step by step: logits within 2e-2 of the largest, and the
+    same argmax wherever the eager top-2 margin is larger than that."""
     from labkit.models import load_model
 
     base, _ = load_model("default")
     model = base if scheme == "none" else quantize_model(base, scheme, "real", include_lm_head=True).model
     ids = torch.randint(0, base.config.vocab_size, (1, 16), generator=torch.Generator().manual_seed(0))
-    want_tokens, want_logits = _eager_greedy(model, ids, 12)
-    got_tokens, got_logits = _native_greedy(model, ids, 12)
-    assert got_tokens == want_tokens
+    want_tokens, _ = _eager_greedy(model, ids, 12)
+    if scheme == "none":
+        assert _native_greedy(model, ids, 12)[0] == want_tokens
     tol = 2e-2 if scheme != "none" else 1e-4
-    for g, w in zip(got_logits, want_logits):
-        torch.testing.assert_close(g, w, rtol=tol, atol=tol * w.abs().max().item())
+    for step, (w, g) in enumerate(zip(*_teacher_forced(model, ids, want_tokens))):
+        scale = w.abs().max().item()
+        torch.testing.assert_close(g, w, rtol=0, atol=tol * scale, msg=lambda m: f"step {step}: {m}")
+        top2 = w.topk(2).values
+        if (top2[0] - top2[1]).item() > tol * scale:
+            assert int(g.argmax()) == int(w.argmax()), f"step {step}: argmax differs with a clear margin"
