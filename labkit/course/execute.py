@@ -155,7 +155,7 @@ class ResilientExecute(Execute):
 
     max_kernel_deaths = Integer(3, help="Kernel deaths tolerated per notebook before the rest is "
                                         "marked not run.").tag(config=True)
-    responsive_timeout = Integer(10, help="Seconds a kernel has to answer after a cell timed out "
+    responsive_timeout = Integer(30, help="Seconds a kernel has to answer after a cell timed out "
                                           "before it is killed and restarted.").tag(config=True)
     max_output_kb = Integer(2048, help="Outputs kept per cell, KiB (0: no cap).").tag(config=True)
     max_record_mb = Integer(64, help="Answer records (for VerifyChecks) kept per cell, MiB (0: no cap).").tag(config=True)

@@ -35,7 +35,7 @@ from labkit.course.sandbox import MARKER, sandbox_problem
 from .hostile import (GRADER_INIT_MARK, LATE_MARKER, LISTENER, MESSAGES, PLAIN, REGRADE, STUDENTS, full,
                       write_submission)
 
-OVERRIDES = {"Execute.timeout": 20, "LimitedKernelManager.memory_limit_mb": 3072, "LimitedKernelManager.scratch_mb": 128}
+OVERRIDES = {"Execute.timeout": 60, "LimitedKernelManager.memory_limit_mb": 3072, "LimitedKernelManager.scratch_mb": 128}
 WORKER = Path(__file__).parent / "grade_worker.py"
 
 pytestmark = [pytest.mark.slow,
