@@ -88,3 +88,12 @@ c.LimitedKernelManager.file_mb = 256
 c.LimitedKernelManager.scratch_mb = 512
 c.ResilientExecute.max_kernel_deaths = 3
 c.ResilientExecute.max_output_kb = 2048   # outputs kept per cell (a print loop is cut there)
+
+# --- Feedback (labkit.course.feedback) ---
+# nbgrader's GetGrades plus one rule: a written answer no grader has scored yet says "Pending" on the
+# feedback page instead of reading as 0 points.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+
+from labkit.course.feedback import PendingGrades  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [PendingGrades, CSSHTMLHeaderPreprocessor]

@@ -23,8 +23,6 @@ README = ROOT.parent / "README.md"
 # Edges known to break the rules, each with the issue that removes it. Keep this empty: remove a row as
 # soon as its issue is done (the test fails on a row whose edge no longer exists).
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # issue 13 (course owners): cluster.py and parallel.py import each other
-    ("labkit.course.cluster", "labkit.course.parallel"): "issue 13: clean_submission belongs below both",
 }
 
 

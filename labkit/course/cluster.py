@@ -103,7 +103,7 @@ def grade_student(bundle: bytes, student: str, files: dict[str, bytes], assignme
     fault — returns ``{"ok": False, "error": one line, "log": tail}`` instead."""
     from nbgrader.api import Gradebook
 
-    from .parallel import clean_submission
+    from .sanitize import clean_submission
     from .release import api_for, load_config
 
     t0 = time.perf_counter()

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import time
@@ -80,34 +79,6 @@ def find_students(root: Path | str, assignment: str = ASSIGNMENT) -> list[str]:
     """Student ids with a ``submitted/<id>/<assignment>/`` folder, sorted."""
     sub = Path(root) / "submitted"
     return sorted(p.parent.name for p in sub.glob(f"*/{assignment}") if p.is_dir())
-
-
-def clean_submission(folder: Path, expected: list[str]) -> list[str]:
-    """Fix a *copied* submission folder in place; returns one note per change.
-
-    ``expected``: notebook stems of the assignment. Invalid JSON → renamed ``*.ipynb.invalid``
-    (nbgrader then counts the notebook as missing: 0 points). A missing notebook with exactly
-    one renamed copy (same stem followed by ``-Copy1``, `` (2)``, ``_v2``…) → renamed back.
-    """
-    notes = []
-    for nb in sorted(folder.glob("*.ipynb")):
-        try:
-            data = json.loads(nb.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or "cells" not in data:
-                raise ValueError("not a notebook (no 'cells')")
-        except (ValueError, UnicodeDecodeError) as exc:
-            nb.rename(nb.with_name(nb.name + ".invalid"))
-            notes.append(f"{nb.name} is not a valid notebook ({str(exc)[:80]}): graded as missing (0 points)")
-    present = {p.stem for p in folder.glob("*.ipynb")}
-    for stem in expected:
-        if stem in present:
-            continue
-        copies = [p for p in folder.glob("*.ipynb")
-                  if p.stem not in expected and re.fullmatch(re.escape(stem) + r"[\s_\-.(]*(copy)?[\s_\-.]*\d*\)?", p.stem, re.I)]
-        if len(copies) == 1:
-            copies[0].rename(folder / f"{stem}.ipynb")
-            notes.append(f"{copies[0].name} graded as {stem}.ipynb (renamed copy, original missing)")
-    return notes
 
 
 def _row(result: dict) -> StudentRow:
@@ -178,6 +149,9 @@ def grade(assignment: str = ASSIGNMENT, course=None, *, local_workers: int = 2, 
     if not todo:
         run.seconds = time.perf_counter() - t0
         return run
+    if not unsafe_no_sandbox:
+        from .sandbox import check_sandbox
+        check_sandbox()  # refuse once, with the reason and the fix, rather than fail every student
     bundle = course_bundle(course, assignment)
     with dask_client(scheduler, min(local_workers, len(todo))) as client:
         run.workers = len(client.scheduler_info().get("workers", {})) or 1

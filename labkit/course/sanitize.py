@@ -33,6 +33,10 @@ become ``[setup, helper, q, test_q, md]``: ``test_q`` now runs after ``q`` (and 
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import nbformat
 from nbconvert.exporters import NotebookExporter
 from nbformat.v4 import new_markdown_cell, new_notebook
@@ -123,3 +127,31 @@ class LenientNotebookExporter(NotebookExporter):
                              resources.get("metadata", {}).get("name"), why)
             nb = new_notebook(cells=[new_markdown_cell(UNREADABLE_NOTE.format(why=why))])
         return self.from_notebook_node(nb, resources, **kw)
+
+
+def clean_submission(folder: Path, expected: list[str]) -> list[str]:
+    """Fix a *copied* submission folder in place; returns one note per change.
+
+    ``expected``: notebook stems of the assignment. Invalid JSON → renamed ``*.ipynb.invalid``
+    (nbgrader then counts the notebook as missing: 0 points). A missing notebook with exactly
+    one renamed copy (same stem followed by ``-Copy1``, `` (2)``, ``_v2``…) → renamed back.
+    """
+    notes = []
+    for nb in sorted(folder.glob("*.ipynb")):
+        try:
+            data = json.loads(nb.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or "cells" not in data:
+                raise ValueError("not a notebook (no 'cells')")
+        except (ValueError, UnicodeDecodeError) as exc:
+            nb.rename(nb.with_name(nb.name + ".invalid"))
+            notes.append(f"{nb.name} is not a valid notebook ({str(exc)[:80]}): graded as missing (0 points)")
+    present = {p.stem for p in folder.glob("*.ipynb")}
+    for stem in expected:
+        if stem in present:
+            continue
+        copies = [p for p in folder.glob("*.ipynb")
+                  if p.stem not in expected and re.fullmatch(re.escape(stem) + r"[\s_\-.(]*(copy)?[\s_\-.]*\d*\)?", p.stem, re.I)]
+        if len(copies) == 1:
+            copies[0].rename(folder / f"{stem}.ipynb")
+            notes.append(f"{copies[0].name} graded as {stem}.ipynb (renamed copy, original missing)")
+    return notes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from labkit.course.parallel import clean_submission
+from labkit.course.sanitize import clean_submission
 
 NB = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
