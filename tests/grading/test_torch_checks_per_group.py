@@ -4,7 +4,6 @@ hand-computed worked example agrees with the reference, and typical slips lose p
 import pytest
 import torch
 
-from labkit.grading import GradingError
 from labkit.grading.torch_checks import check_torch
 
 QMAX = {"int8": 127.0, "fp8_e4m3": 448.0}
@@ -54,10 +53,10 @@ def test_slips_lose_points_with_a_message(capsys):
     bf16 = check_torch(EXERCISES[1], lambda w, g, f: per_group(w, g, f, compute_dtype=w.dtype), points=5)
     assert bf16 == pytest.approx(4.0)
     capsys.readouterr()
-    with pytest.raises(GradingError, match="not right on any"):  # INT8 grid for FP8
-        check_torch(EXERCISES[1], lambda w, g, f: per_group(w, g, "int8"), points=2)
-    with pytest.raises(GradingError, match="not right on any"):
-        check_torch(EXERCISES[0], lambda w, g, f: per_group(w, g, f).float().numpy(), points=3)
+    # nothing right: 0 points and one ✗ line per case, never an exception (the cell goes on)
+    assert check_torch(EXERCISES[1], lambda w, g, f: per_group(w, g, "int8"), points=2) == 0  # INT8 grid for FP8
+    assert "0/2 points" in capsys.readouterr().out
+    assert check_torch(EXERCISES[0], lambda w, g, f: per_group(w, g, f).float().numpy(), points=3) == 0
     assert "expected a torch tensor" in capsys.readouterr().out
 
 
@@ -74,12 +73,10 @@ def test_in_place_and_calling_labkit_score_zero(capsys):
         return fake_quantize(w, f, PerGroup(g))
 
     for fn, message in ((in_place, "changed its input"), (calls_labkit, "calls labkit's reference")):
-        with pytest.raises(GradingError, match="not right on any"):
-            check_torch(EXERCISES[0], fn, points=3)
+        assert check_torch(EXERCISES[0], fn, points=3) == 0
         assert message in capsys.readouterr().out
 
 
 def test_wrong_dtype_is_named(capsys):
-    with pytest.raises(GradingError):
-        check_torch(EXERCISES[0], lambda w, g, f: per_group(w.float(), g, f).double(), points=3)
+    assert check_torch(EXERCISES[0], lambda w, g, f: per_group(w.float(), g, f).double(), points=3) == 0
     assert "expected the input's dtype" in capsys.readouterr().out
