@@ -12,9 +12,16 @@ Modules:
   compare, tripwire packages), ``register``, ``grade``, ``use_or_reference``, ``run_cases`` (the
   older call form) and ``compare_recorded`` (the re-check the grader runs outside the kernel);
 - ``checks`` — ``check``: registers every numpy ``Exercise`` with the engine, draws its figure;
-- ``exercises`` — the numpy fill-ins of notebooks 01–05 (reference, seeded cases, scored parts);
-- ``torch_checks`` — ``check_torch``: the torch fill-ins of notebooks 06 and 08;
+- ``exercises`` — the registry of the numpy fill-ins of notebooks 01–05; their tables live in
+  ``exercises_formats`` (01–03), ``exercises_gptq`` (04) and ``exercises_w8a8`` (05), built with
+  ``exercise_kit`` (seeded cases, parts);
+- ``torch_checks`` — ``check_torch``: the torch per-group fill-ins of notebook 06;
+- ``model_checks`` — the model-level fill-ins of notebooks 06 and 09 (quantizer, linear, swap,
+  whole pipeline by perplexity; int4 groups, Hessians, GPTQ over a model);
+- ``smoothquant_checks`` — ``check_sq``: notebook 08 (calibration, factors, folding, the TorchAO
+  INT8 and FP8 scripts by perplexity, the α search);
 - ``bench_checks`` — ``check_bench``: the fill-ins of notebook 07 (throughput, matmul error);
+- ``hooks`` — the forward-pre-hook loop behind the calibration and Hessian references;
 - ``compare`` — type → dtype → shape → values comparisons with teaching messages;
 - ``integrity`` — numpy/torch/builtins snapshot, the tripwire, stderr muffle, read-only modules;
 - ``records`` — answer records (numpy arrays, numbers, torch tensors as ``.npy``; never pickle);

@@ -61,6 +61,7 @@ from ..quant.granularity import PerGroup, PerRow, PerTensor
 from .cases import CaseCheck, Score, grade, passed, register
 from .compare import GradingError, compare_floats
 from .integrity import freeze_module
+from .hooks import observe_linear_inputs
 
 _TASKS = {"quantize_weight_int8": "Task 6.1", "quantize_weight_fp8": "Task 6.1", "weight_only_linear": "Task 6.2",
           "swap_linears": "Task 6.3", "weight_only_pipeline": "Tasks 6.1–6.3", "quantize_int4_groups": "Task 9.1",
@@ -120,23 +121,13 @@ def _linear_reference(linear: nn.Linear, fmt: str, granularity, mode: str, x: to
 
 def hessians_reference(model: nn.Module, windows: torch.Tensor, names: list[str]) -> tuple[torch.Tensor, ...]:
     """``H = 2 Σ x xᵀ`` over every token at each named linear's input (forward pre-hooks, removed after)."""
-    modules = dict(model.named_modules())
     acc: dict[str, torch.Tensor] = {}
 
-    def hook_for(name):
-        def hook(_module, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float32)
-            acc[name] = acc.get(name, 0) + 2.0 * (x.T @ x)
-        return hook
+    def update(name, x):
+        x = x.to(torch.float32)
+        acc[name] = acc.get(name, 0) + 2.0 * (x.T @ x)
 
-    handles = [modules[n].register_forward_pre_hook(hook_for(n)) for n in names]
-    try:
-        with torch.no_grad():
-            for row in windows:
-                model(input_ids=row[None])
-    finally:
-        for h in handles:
-            h.remove()
+    observe_linear_inputs(model, windows, names, update)
     return tuple(acc[n] for n in names)
 
 

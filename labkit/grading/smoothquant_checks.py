@@ -46,6 +46,7 @@ from torch import nn
 from ..quant import smoothquant as _sq
 from .cases import CaseCheck, Score, grade, passed, register
 from .compare import GradingError, compare_floats
+from .hooks import observe_linear_inputs
 from .integrity import freeze_module
 
 _TASKS = {"calibrate_absmax": "Task 8.1", "smoothing_factors": "Task 8.2", "fold_smoothing": "Task 8.3",
@@ -57,24 +58,13 @@ PPL_RTOL = 0.005
 
 def calibrate_reference(model: nn.Module, windows: torch.Tensor, names: list[str]) -> tuple[torch.Tensor, ...]:
     """Per-channel input max|x| of each named linear over all windows (forward pre-hooks, removed after)."""
-    modules = dict(model.named_modules())
     seen: dict[str, torch.Tensor] = {}
 
-    def hook_for(name):
-        def hook(_module, args):
-            x = args[0].detach()
-            m = x.abs().reshape(-1, x.shape[-1]).amax(dim=0).float()
-            seen[name] = m if name not in seen else torch.maximum(seen[name], m)
-        return hook
+    def update(name, x):
+        m = x.abs().amax(dim=0).float()
+        seen[name] = m if name not in seen else torch.maximum(seen[name], m)
 
-    handles = [modules[n].register_forward_pre_hook(hook_for(n)) for n in names]
-    try:
-        with torch.no_grad():
-            for row in windows:
-                model(input_ids=row[None])
-    finally:
-        for h in handles:
-            h.remove()
+    observe_linear_inputs(model, windows, names, update)
     return tuple(seen[n] for n in names)
 
 
