@@ -224,7 +224,10 @@ def sandbox_command(cmd: list[str], *, workdir: str, channels: str, staging: str
     env = dict(os.environ if env is None else env)
     args = [exe, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "grader",
-            "--proc", "/proc", "--dev", "/dev", "--ro-bind-try", "/sys", "/sys"]
+            "--proc", "/proc", "--dev", "/dev", "--ro-bind-try", "/sys", "/sys",
+            # /tmp first: bwrap mounts in order, so a Python, venv or checkout that lives under /tmp
+            # (a CI clone, a pytest folder) is bound on top of the private /tmp, not hidden by it
+            "--size", str(limits.scratch_mb * 2**20), "--tmpfs", "/tmp"]
     for name in ("usr", "bin", "lib", "lib64", "sbin"):
         path = "/" + name
         if os.path.islink(path):
@@ -238,8 +241,7 @@ def sandbox_command(cmd: list[str], *, workdir: str, channels: str, staging: str
     for dev in GPU_DEVICES:
         args += ["--dev-bind-try", dev, dev]
     home = "/tmp/home"
-    args += ["--size", str(limits.scratch_mb * 2**20), "--tmpfs", "/tmp",
-             "--size", str(limits.scratch_mb * 2**20), "--tmpfs", workdir,
+    args += ["--size", str(limits.scratch_mb * 2**20), "--tmpfs", workdir,
              "--bind", channels, channels]
     if staging:
         args += ["--ro-bind", staging, STAGING]
