@@ -123,7 +123,7 @@ def test_absmax_notebook_runs_in_the_browser(lab, browser):
     assert _problems(page) == []
     text = page.locator(".jp-Notebook").inner_text()
     assert "naive     absmax int8 with x[0] = 100" in text and "MSE" in text
-    assert "✓ absmax_quantize" in text
+    assert "absmax_quantize: 3/3 points" in text and "✓ codes q" in text
     assert page.locator(".jp-OutputArea-output img").count() >= 2, "the checks' error histograms are missing"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.locator(".jp-OutputArea-output pre", has_text="naive     absmax int8").first.scroll_into_view_if_needed()
@@ -143,7 +143,7 @@ def test_group_size_slider_redraws_plot_and_mse(lab, browser):
     out.locator("img").first.wait_for(timeout=60_000)
     before_text = out.inner_text()
     before_img = out.locator("img").first.get_attribute("src")
-    assert re.search(r"per-tensor: int8 MSE \d\.\d+e[-+]\d+ +fp8_e4m3 MSE", before_text), before_text
+    assert re.search(r"per-tensor: INT8 MSE \d\.\d+e[-+]\d+ +FP8 e4m3 MSE", before_text), before_text
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "03_granularity_per_tensor.png"))
 
@@ -158,9 +158,9 @@ def test_group_size_slider_redraws_plot_and_mse(lab, browser):
     after_img = out.locator("img").first.get_attribute("src")
     assert app.locator(".widget-readout").inner_text().strip() == "128"
     assert after_img != before_img, "the histogram was not redrawn"
-    mse = {m.group(1): float(m.group(2)) for m in re.finditer(r"(int8|fp8_e4m3) MSE (\S+)", after_text)}
-    mse_before = {m.group(1): float(m.group(2)) for m in re.finditer(r"(int8|fp8_e4m3) MSE (\S+)", before_text)}
-    assert mse["int8"] < mse_before["int8"] / 10, (before_text, after_text)  # outlier row: groups help int8 a lot
+    mse = {m.group(1): float(m.group(2)) for m in re.finditer(r"(INT8|FP8 e4m3) MSE (\S+)", after_text)}
+    mse_before = {m.group(1): float(m.group(2)) for m in re.finditer(r"(INT8|FP8 e4m3) MSE (\S+)", before_text)}
+    assert mse["INT8"] < mse_before["INT8"] / 10, (before_text, after_text)  # outlier row: groups help int8 a lot
     page.screenshot(path=str(ARTIFACTS / "03_granularity_group128.png"))
     assert _problems(page) == []
     page.close()
