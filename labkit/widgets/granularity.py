@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from labkit.quant import PerGroup, PerRow, PerTensor, fake_quantize
+from labkit.viz.style import color_for
 
 from ._base import slider_app, under_autograde
 
@@ -53,7 +54,6 @@ def granularity_errors(W: np.ndarray, setting, int8=None, fp8=None) -> dict[str,
 
 
 LABELS = {"int8": "INT8", "fp8_e4m3": "FP8 e4m3"}
-COLORS = {"int8": "tab:blue", "fp8_e4m3": "tab:orange"}  # one colour per format, as in labkit.viz
 
 
 def error_panels(errs: dict[str, np.ndarray], title: str, bins: int = 80):
@@ -79,7 +79,7 @@ def error_panels(errs: dict[str, np.ndarray], title: str, bins: int = 80):
         outside = int(np.sum(np.abs(e) > half))
         unit = 10.0 ** np.floor(np.log10(half))  # tick labels in this unit: no offset text to collide with
         ax.hist(np.clip(e, -half, half) / unit, bins=bins, range=(-half / unit, half / unit),
-                color=COLORS.get(fmt, "tab:gray"))
+                color=color_for(fmt))
         ax.set_yscale("log")
         ax.set_xlim(-half / unit, half / unit)
         ax.set_title(f"{LABELS.get(fmt, fmt)}: MSE {np.mean(e ** 2):.2e}", fontsize=9)
