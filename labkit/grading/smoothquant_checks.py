@@ -48,6 +48,8 @@ from .cases import CaseCheck, Score, grade, passed, register
 from .compare import GradingError, compare_floats
 from .hooks import observe_linear_inputs
 from .integrity import freeze_module
+from .model_checks import _ppl, _tiny, lent
+from .model_checks import _windows as _token_windows
 
 _TASKS = {"calibrate_absmax": "Task 8.1", "smoothing_factors": "Task 8.2", "fold_smoothing": "Task 8.3",
           "smoothquant_int8_torchao": "Task 8.4", "smoothquant_fp8": "Task 8.5", "alpha_search": "Task 8.6"}
@@ -134,30 +136,15 @@ def _act_quantized(model: nn.Module) -> int:
     return n
 
 
-def _ppl(model: nn.Module, windows: torch.Tensor) -> float:
-    from ..eval.perplexity import perplexity_of_windows
-
-    return float(perplexity_of_windows(model, windows).ppl)
-
-
 def as_perplexity(name: str, fn: Callable) -> Callable:
     """``fn(model, calib, alpha) -> model`` as ``(model, calib, alpha, windows) -> (ppl, act-quantized linears)``;
     the same adapter object for the same ``fn`` (the engine remembers a result per function)."""
     key = (name, id(fn))
     if key not in _ADAPTERS:
         def adapter(model, calib, alpha, windows):
-            glb = getattr(fn, "__globals__", {})
-            deps = _SCRIPT_DEPS.get(name, {})
-            saved = {k: glb[k] for k in deps if k in glb}
-            glb.update(deps)       # labkit's 8.1-8.3 while a script is graded: a slip there costs only its points
-            try:
+            # labkit's 8.1-8.3 while a script is graded: a slip there costs only its points
+            with lent(getattr(fn, "__globals__", {}), _SCRIPT_DEPS.get(name, {})):
                 out = fn(model, calib, alpha)
-            finally:
-                for k in deps:
-                    if k in saved:
-                        glb[k] = saved[k]
-                    else:
-                        glb.pop(k, None)
             if not isinstance(out, nn.Module):
                 raise GradingError(f"{name} must return the quantized model (an nn.Module), got {type(out).__name__}")
             if out is model:
@@ -178,15 +165,8 @@ def _script_reference(build: Callable) -> Callable:
 
 # -- cases -----------------------------------------------------------------------------------------
 
-def _tiny(arch: str, seed: int) -> nn.Module:
-    from ..models.tiny import tiny_model
-
-    return tiny_model(arch, seed=seed).eval()
-
-
 def _windows(model: nn.Module, n: int, seq: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, model.config.vocab_size, (n, seq), generator=gen)
+    return _token_windows(model.config.vocab_size, n, seq, seed)
 
 
 _NAMES = ("model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.o_proj", "model.layers.0.mlp.down_proj",
