@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .timing import PHASES, paired_seconds, summarize, tokens_per_second
+
 STUB_VOCAB = 16
 
 
@@ -130,7 +132,7 @@ class StubLM:
             return self.call_s + self.token_s * batch * prompt_len
         if phase == "decode":
             return gen_len * (self.call_s + self.token_s * batch)
-        raise ValueError(f"unknown phase {phase!r}; known phases: prefill, decode")
+        raise ValueError(f"unknown phase {phase!r}; known phases: {', '.join(PHASES)}")
 
     def tokens_per_s(self, phase: str, batch: int, prompt_len: int, gen_len: int) -> float:
         """The throughput a correct timing loop measures on this stub (no drift, after warm-up)."""
@@ -149,41 +151,40 @@ def stub_pair(*, drift: float = 0.0, compile_s: float = 0.0, speedup: float = 2.
 
 # -- the reference timing loop with an injectable clock (what notebook 07's fill-ins are graded against)
 
-def time_phase(model, ids: torch.Tensor, phase: str, gen_len: int, clock=time.perf_counter) -> float:
-    """Tokens/s of one run of ``phase``: the loop of ``labkit.bench.generation`` (runner "hf"), timed with ``clock``."""
+def phase_seconds(model, ids: torch.Tensor, phase: str, gen_len: int, clock=time.perf_counter) -> float:
+    """Seconds of the timed part of one run of ``phase``, read on ``clock``: the one prefill call, or
+    the ``gen_len`` KV-cached greedy steps after an untimed prefill (the loop of ``labkit.bench.generation``,
+    runner "hf"). ``ids: (batch, prompt_len)``."""
     with torch.inference_mode():
-        return _time_phase(model, ids, phase, gen_len, clock)
-
-
-def _time_phase(model, ids: torch.Tensor, phase: str, gen_len: int, clock) -> float:
-    batch, prompt_len = ids.shape
-    if phase == "prefill":
-        start = clock()
-        model(input_ids=ids, use_cache=True)
-        return batch * prompt_len / (clock() - start)
-    if phase != "decode":
-        raise ValueError(f"unknown phase {phase!r}; known phases: prefill, decode")
-    out = model(input_ids=ids, use_cache=True)
-    cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
-    start = clock()
-    for _ in range(gen_len):
-        out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+        if phase == "prefill":
+            start = clock()
+            model(input_ids=ids, use_cache=True)
+            return clock() - start
+        if phase != "decode":
+            raise ValueError(f"unknown phase {phase!r}; known phases: {', '.join(PHASES)}")
+        out = model(input_ids=ids, use_cache=True)
         cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
-    return batch * gen_len / (clock() - start)
+        start = clock()
+        for _ in range(gen_len):
+            out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+            cache, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        return clock() - start
+
+
+def time_phase(model, ids: torch.Tensor, phase: str, gen_len: int, clock=time.perf_counter) -> float:
+    """Tokens/s of one run of ``phase`` (``phase_seconds`` → ``labkit.bench.timing.tokens_per_second``)."""
+    seconds = phase_seconds(model, ids, phase, gen_len, clock)
+    batch, prompt_len = ids.shape
+    return tokens_per_second(phase, batch, prompt_len, gen_len, seconds)
 
 
 def benchmark(baseline, quantized, ids: torch.Tensor, phase: str, gen_len: int, repeats: int = 5,
               warmup: int = 1, clock=time.perf_counter) -> dict[str, float]:
-    """Warm-up, then ``repeats`` interleaved pairs (order alternating); medians as in ``labkit.bench.timing``."""
-    import statistics
-
-    for _ in range(warmup):
-        time_phase(baseline, ids, phase, gen_len, clock)
-        time_phase(quantized, ids, phase, gen_len, clock)
-    base, quant = [], []
-    for i in range(repeats):
-        pair = ((baseline, base), (quantized, quant))
-        for model, sink in pair if i % 2 == 0 else pair[::-1]:
-            sink.append(time_phase(model, ids, phase, gen_len, clock))
-    return {"tokens_per_s": statistics.median(quant), "baseline_tokens_per_s": statistics.median(base),
-            "speedup": statistics.median(q / b for q, b in zip(quant, base))}
+    """labkit's one paired loop (``timing.paired_seconds``: warm-up, interleaved pairs in alternating
+    order) over ``phase_seconds`` on ``clock``, summarised by ``timing.summarize`` (medians, median
+    paired speedup)."""
+    batch, prompt_len = ids.shape
+    quant_s, base_s = paired_seconds(lambda: phase_seconds(baseline, ids, phase, gen_len, clock),
+                                     lambda: phase_seconds(quantized, ids, phase, gen_len, clock), repeats, warmup)
+    t = summarize(phase, batch, prompt_len, gen_len, quant_s, base_s)
+    return {"tokens_per_s": t.tokens_per_s, "baseline_tokens_per_s": t.baseline_tokens_per_s, "speedup": t.speedup}

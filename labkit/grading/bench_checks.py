@@ -12,11 +12,13 @@ detection, answer records for the out-of-kernel re-check):
   prefill counts it; ``time.perf_counter`` instead of ``clock`` measures nothing — each has a hint.
 * ``benchmark(baseline, quantized, ids, phase, gen_len, repeats, warmup, clock)`` → ``(tokens_per_s,
   baseline_tokens_per_s, speedup)``: warm-up runs of both models, then ``repeats`` interleaved pairs,
-  medians (reference ``labkit.bench.stub.benchmark``, the order of ``labkit.bench.throughput.time_pair``).
-  The student's ``time_phase`` is replaced by labkit's while this runs (a slip there costs only its
-  own points). Cases: a stub with a one-time compile cost and 2 repeats (a missing warm-up shows in
-  the median of two) and a machine that slows down over time (back-to-back blocks of one model
-  then the other give a speedup off by ~20 %; interleaved pairs stay within 8 %).
+  medians (reference ``labkit.bench.stub.benchmark``: labkit's one paired loop,
+  ``labkit.bench.timing.paired_seconds``, on the stub's clock). The student's ``time_phase`` is
+  replaced by labkit's while this runs (a slip there costs only its own points). Cases: a stub
+  with a one-time compile cost and 2 repeats (a missing warm-up shows in the median of two), the
+  same cost with no warm-up asked and 3 repeats (the slow first pair moves a mean, not the
+  median) and a machine that slows down over time (back-to-back blocks of one model then the
+  other give a speedup off by ~20 %; interleaved pairs stay within 8 %).
 * ``int8_matmul(a, b)`` → ``(acc, c)``: per-token int8 codes of ``a``, per-column codes of ``b``,
   ``acc`` the int32 sum of code products (exact), ``c = acc · sa · sb`` float32 (reference
   ``labkit.quant.accumulation``). ``acc`` must be exact and int32 — the large-K case shows why.
@@ -118,7 +120,9 @@ def _bench_cases(seed: int):
              _bench_args("prefill", 2, 1, compile_s=0.5, speedup=speedup)),
             ("prefill, 5 repeats, the machine slows down ~5 % per run (needs interleaved pairs)",
              _bench_args("prefill", 5, 1, drift=3.0, speedup=speedup)),
-            ("decode, 5 repeats, slowing machine, no warm-up asked", _bench_args("decode", 5, 0, drift=3.0))]
+            ("decode, 5 repeats, slowing machine, no warm-up asked", _bench_args("decode", 5, 0, drift=3.0)),
+            ("prefill, 3 repeats, 0.5 s compile and no warm-up asked (one slow first pair: needs the median)",
+             _bench_args("prefill", 3, 0, compile_s=0.5, speedup=speedup))]
 
 
 def _bench_compare(got, ref, args) -> None:
@@ -133,7 +137,10 @@ def _bench_compare(got, ref, args) -> None:
             hint = {"tokens_per_s": "the median of the quantized model's tokens/s over the timed repeats",
                     "baseline_tokens_per_s": "the median of the baseline's tokens/s over the timed repeats",
                     "speedup": "the median over repeats of quantized/baseline tokens/s of the same pair"}[n]
-            if args["baseline"].compile_s and n != "speedup":
+            if args["baseline"].compile_s and args["warmup"] == 0:
+                hint += (" — take the median, not the mean: the first pair pays a one-time compile, and one slow run "
+                         "must not move the result")
+            elif args["baseline"].compile_s and n != "speedup":
                 hint += " — run `warmup` untimed runs of each model first: the first call of each pays a compile"
             if drifting:
                 hint = ("time the two models in pairs (baseline, quantized), alternating the order, not one block "

@@ -9,6 +9,7 @@ import torch
 
 import labkit.bench.matmul_error as me
 from labkit.bench import stub
+from labkit.bench.timing import paired_seconds
 from labkit.grading.bench_checks import check_bench
 from labkit.quant import PerRow, PerTensor, fake_quantize
 from labkit.quant.accumulation import limited_accumulate
@@ -52,7 +53,7 @@ def time_phase_cheat(model, ids, phase, gen_len, clock=time.perf_counter):
     return model.tokens_per_s(phase, b, p, gen_len)
 
 
-def benchmark(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
+def paired_tokens_per_s(baseline, quantized, ids, phase, gen_len, repeats, warmup, clock):
     for _ in range(warmup):
         time_phase(baseline, ids, phase, gen_len, clock)
         time_phase(quantized, ids, phase, gen_len, clock)
@@ -61,6 +62,11 @@ def benchmark(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clo
         order = [(baseline, b), (quantized, q)]
         for m, sink in (order if i % 2 == 0 else order[::-1]):
             sink.append(time_phase(m, ids, phase, gen_len, clock))
+    return q, b
+
+
+def benchmark(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
+    q, b = paired_tokens_per_s(baseline, quantized, ids, phase, gen_len, repeats, warmup, clock)
     return statistics.median(q), statistics.median(b), statistics.median(x / y for x, y in zip(q, b))
 
 
@@ -75,6 +81,11 @@ def benchmark_blocks(baseline, quantized, ids, phase, gen_len, repeats=5, warmup
 
 def benchmark_no_warmup(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
     return benchmark(baseline, quantized, ids, phase, gen_len, repeats, 0, clock)
+
+
+def benchmark_mean(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
+    q, b = paired_tokens_per_s(baseline, quantized, ids, phase, gen_len, repeats, warmup, clock)
+    return statistics.mean(q), statistics.mean(b), statistics.mean(x / y for x, y in zip(q, b))
 
 
 def _codes(x, axis):
@@ -144,6 +155,8 @@ def test_slips_lose_points_with_the_hint_that_names_them(capsys):
     assert "alternating the order" in capsys.readouterr().out
     assert 0 < check_bench("benchmark", benchmark_no_warmup, seed=0, points=3) < 3
     assert "compile" in capsys.readouterr().out
+    assert 0 < check_bench("benchmark", benchmark_mean, seed=0, points=3) < 3
+    assert "the median, not the mean" in capsys.readouterr().out
     assert check_bench("int8_matmul", int8_matmul_float_acc, seed=0, points=3) < 3
     assert check_bench("limited_accumulate", limited_exact, seed=0, points=4) == 0
     assert "almost) exact" in capsys.readouterr().out
@@ -164,7 +177,16 @@ def test_calling_the_reference_scores_zero(capsys):
     assert check_bench("matmul_rel_error", calls_reference, seed=0, points=2) == 0
     assert check_bench("limited_accumulate", calls_accumulation, seed=0, points=4) == 0
     assert check_bench("time_phase", time_phase_cheat, seed=0, points=3) == 0
+    def calls_paired_seconds(baseline, quantized, ids, phase, gen_len, repeats=5, warmup=1, clock=time.perf_counter):
+        b, p = ids.shape
+        tokens = b * (p if phase == "prefill" else gen_len)
+        q_s, b_s = paired_seconds(lambda: tokens / time_phase(baseline, ids, phase, gen_len, clock),
+                                  lambda: tokens / time_phase(quantized, ids, phase, gen_len, clock), repeats, warmup)
+        return (statistics.median(tokens / s for s in q_s), statistics.median(tokens / s for s in b_s),
+                statistics.median(x / y for x, y in zip(b_s, q_s)))
+
     assert check_bench("benchmark", calls_labkit_loop, seed=0, points=3) == 0
+    assert check_bench("benchmark", calls_paired_seconds, seed=0, points=3) == 0
     assert "calls labkit's reference" in capsys.readouterr().out
 
 
