@@ -11,7 +11,9 @@ that notices calls into labkit's references, and a muffle for stderr.
    ``labkit/quant`` straight from non-labkit code. A fill-in that merely calls
    ``labkit.quant.absmax_quantize`` (however it was imported or renamed) is caught, because we
    look at the code object, not at the name. References the check injects on purpose (e.g. the
-   reference ``quantize_column`` inside ``gptq_simplified``) are whitelisted.
+   reference ``quantize_column`` inside ``gptq_simplified``) are whitelisted; a reference reached
+   only through such a helper is whitelisted for labkit's callers alone (``via_labkit``), so the
+   student calling it directly is still caught.
 3. **Quiet.** nbgrader scores a test cell 0 if anything reaches stderr, so the student's function
    runs with warnings ignored and ``sys.stderr`` redirected (e.g. a stray ``print(...,
    file=sys.stderr)`` or a RuntimeWarning from a division by zero must not cost a right answer).
@@ -194,17 +196,37 @@ class Tripwire:
             self.hits.append(name)
 
 
+@dataclass(frozen=True)
+class ViaLabkit:
+    """An ``allowed`` entry that only labkit's own code may call: the reference behind a helper a
+    check hands to the fill-in (e.g. ``labkit.quant.gptq_full.gptq_quantize_hessian`` behind 9.4's
+    ``layer_gptq``). Called through the helper it is allowed; called from the student's code it is
+    a hit, as any reference is. Write it ``via_labkit(fn)``."""
+
+    fn: object
+
+
+def via_labkit(fn) -> ViaLabkit:
+    return ViaLabkit(fn)
+
+
+def _code(f):
+    return getattr(f, "__code__", f)
+
+
 @contextlib.contextmanager
 def watching(allowed=(), packages=("quant",), guarded=()):
     """Run a block with the tripwire armed; yields the ``Tripwire`` (read ``.hits`` afterwards).
 
-    ``allowed``: functions (references) the block may call from student code. ``packages``: the
-    labkit sub-packages watched (``"quant"``, ``"bench"``, ``"nn"``…). ``guarded``: functions
-    watched wherever they live.
+    ``allowed``: functions (references) the block may call from student code; an entry wrapped in
+    ``via_labkit`` may be called only from labkit's code (it is guarded as well as allowed).
+    ``packages``: the labkit sub-packages watched (``"quant"``, ``"bench"``, ``"nn"``…).
+    ``guarded``: functions watched wherever they live.
     """
-    wire = Tripwire(frozenset(getattr(f, "__code__", f) for f in allowed), [],
+    inner = [a.fn for a in allowed if isinstance(a, ViaLabkit)]
+    wire = Tripwire(frozenset(_code(a.fn if isinstance(a, ViaLabkit) else a) for a in allowed), [],
                     tuple(_LABKIT_DIR + p + os.sep for p in packages),
-                    frozenset(getattr(f, "__code__", f) for f in guarded))
+                    frozenset(_code(f) for f in tuple(guarded) + tuple(inner)))
     previous = sys.getprofile()
     hook = wire._profile  # one bound-method object, so the identity test below means something
     sys.setprofile(hook)

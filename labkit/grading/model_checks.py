@@ -39,9 +39,10 @@ Notebook 09
 * ``gptq_model(model, hessians, group_size, layer_gptq)`` → a copy whose named linears hold
   ``layer_gptq(W, H, g)`` (reference: the same loop with labkit's ``gptq_full``).
 
-Limits, stated: the injected helpers a fill-in may call (``make_layer``, ``layer_gptq``, the
-reference ``quantize_weight`` while the module is graded) are allowed; ``layer_gptq`` reaches
-``labkit.quant.gptq_full``, so a ``gptq_model`` that calls that function itself is not caught.
+The injected helpers a fill-in may call (``make_layer``, ``layer_gptq``, the reference
+``quantize_weight`` while the module is graded) are allowed. ``layer_gptq`` reaches
+``labkit.quant.gptq_full``; that reference is allowed only when labkit's helper calls it
+(``integrity.via_labkit``), so a ``gptq_model`` that calls it itself scores 0.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from ..nn.int4 import quantize_int4 as _quantize_int4
 from ..quant.granularity import PerGroup, PerRow, PerTensor
 from .cases import CaseCheck, Score, grade, passed, register
 from .compare import GradingError, compare_floats
-from .integrity import freeze_module
+from .integrity import freeze_module, via_labkit
 from .hooks import observe_linear_inputs
 
 _TASKS = {"quantize_weight_int8": "Task 6.1", "quantize_weight_fp8": "Task 6.1", "weight_only_linear": "Task 6.2",
@@ -641,10 +642,11 @@ def _gptq_compare(got, ref, args) -> None:
 
 def _gptq_allowed() -> tuple:
     """What ``layer_gptq`` reaches inside labkit/quant when called from the student's loop (a
-    context manager's generator is resumed by contextlib, so it counts as called from outside)."""
+    context manager's generator is resumed by contextlib, so it counts as called from outside).
+    The GPTQ itself only through labkit's helper: the student calling it directly is a hit."""
     from ..quant import gptq_full
 
-    return (_LayerGPTQ.__call__, labkit_layer_gptq, gptq_full.gptq_quantize_hessian,
+    return (_LayerGPTQ.__call__, labkit_layer_gptq, via_labkit(gptq_full.gptq_quantize_hessian),
             gptq_full._single_thread.__wrapped__, PerGroup.__post_init__)
 
 

@@ -174,3 +174,25 @@ def test_linear_that_guesses_the_group_width_fails_on_a_shorter_last_group(capsy
     score = check_model("weight_only_linear", CeilWidth, seed=3, points=3)
     assert score == pytest.approx(3 * 4 / 6)        # K = 80 (groups of 32) and K = 160 (groups of 64) fail
     assert "output differs from x·Ŵᵀ + b" in capsys.readouterr().out
+
+
+def test_gptq_model_calling_labkits_full_gptq_scores_zero(capsys):
+    """9.4 may call the ``layer_gptq`` it is handed (labkit's GPTQ inside), not ``labkit.quant.gptq_full``
+    itself — even when it also calls the helper once per layer, so the call count looks right."""
+    from labkit.quant import gptq_full
+
+    def via_gptq_full(model, hessians, group_size, layer_gptq):
+        new = copy.deepcopy(model)
+        with torch.no_grad():
+            for name, H in hessians.items():
+                layer = new.get_submodule(name)
+                layer_gptq(layer.weight.detach().clone(), H, group_size)      # the count looks right
+                w_hat = gptq_full.gptq_quantize_hessian(layer.weight.detach(), H, 4, PerGroup(group_size)).weight
+                layer.weight.copy_(w_hat)
+        return new
+
+    assert check_model("gptq_model", via_gptq_full, seed=0, points=3) == 0.0
+    out = capsys.readouterr().out
+    assert "calls labkit's reference" in out and "gptq_full.gptq_quantize_hessian" in out
+    assert check_model("gptq_model", sol.gptq_model, seed=0, points=3) == 3.0      # the helper alone is allowed
+    assert "3/3 points" in capsys.readouterr().out
