@@ -62,26 +62,19 @@ def test_calling_the_reference_scores_zero(stem, name):
     assert check(name, ns[name], seed=3, points=2, plot=False) == 0.0
 
 
-def _variant(solved, name: str, src: str):
-    ns = dict(solved)
-    exec(src, ns)
-    return ns[name]
-
-
-def test_zero_point_outside_the_codes_loses_the_zero_point_and_codes(solved):
-    # Task 2.1's rule on one-sided data: z = round(−min/scale) is not a uint8 code
-    wrong = _variant(solved, "zeropoint_quantize_storable", (
+# (exercise, a typical mistake written as the student would, points, the score it must get): each
+# mistake loses exactly the parts it gets wrong
+MISTAKES = [
+    pytest.param("zeropoint_quantize_storable", 3, 0.0, (
+        # Task 2.1's rule on one-sided data: z = round(−min/scale) is not a uint8 code
         "def zeropoint_quantize_storable(x):\n"
         "    lo, hi = np.min(x), np.max(x)\n"
         "    scale = (hi - lo) / 255 if hi > lo else np.float32(1.0)\n"
         "    zp = int(np.round(-lo / scale))\n"
-        "    return np.clip(np.round(x / scale) + zp, 0, 255).astype(np.uint8), scale, zp\n"))
-    assert check("zeropoint_quantize_storable", wrong, points=3, plot=False) == 0.0
-
-
-def test_per_group_mistakes_lose_their_parts(solved):
-    # the last, shorter group merged into a full-size one: scales of the wrong shape on most cases
-    floor_groups = _variant(solved, "pergroup_quantize", (
+        "    return np.clip(np.round(x / scale) + zp, 0, 255).astype(np.uint8), scale, zp\n"),
+        id="zero point outside the codes"),
+    pytest.param("pergroup_quantize", 3, 0.0, (
+        # the last, shorter group merged into a full-size one: scales of the wrong shape on most cases
         "def pergroup_quantize(W, group_size):\n"
         "    out, k = W.shape\n"
         "    n = max(1, k // group_size)\n"
@@ -89,53 +82,50 @@ def test_per_group_mistakes_lose_their_parts(solved):
         "                  for i in range(n)], 1) / 127\n"
         "    s = np.where(s > 0, s, 1.0).astype(np.float32)\n"
         "    e = np.concatenate([np.repeat(s[:, :-1], group_size, 1), np.repeat(s[:, -1:], k - (n - 1) * group_size, 1)], 1)\n"
-        "    return np.clip(np.round(W / e), -127, 127).astype(np.int8), s\n"))
-    assert check("pergroup_quantize", floor_groups, points=3, plot=False) == 0.0
-    truncating = _variant(solved, "pergroup_quantize", (
+        "    return np.clip(np.round(W / e), -127, 127).astype(np.int8), s\n"),
+        id="per-group: short last group merged"),
+    pytest.param("pergroup_quantize", 3, 1.0, (    # the scales' share
         "_right = pergroup_quantize\n"
         "def pergroup_quantize(W, group_size):\n"
         "    q, s = _right(W, group_size)\n"
-        "    return np.trunc(q * 0.999).astype(np.int8), s\n"))
-    assert check("pergroup_quantize", truncating, points=3, plot=False) == 1.0  # the scales' share
-
-
-def test_fp8_on_an_int8_grid_fails(solved):
-    int_grid = _variant(solved, "pergroup_fake_quantize_fp8", (
+        "    return np.trunc(q * 0.999).astype(np.int8), s\n"),
+        id="per-group: truncated codes"),
+    pytest.param("pergroup_fake_quantize_fp8", 2, 0.0, (
         "def pergroup_fake_quantize_fp8(W, group_size):\n"
         "    q, s = pergroup_quantize(W, group_size)\n"
-        "    return pergroup_dequantize(q, s, group_size)\n"))
-    assert check("pergroup_fake_quantize_fp8", int_grid, points=2, plot=False) == 0.0
-
-
-def test_int8_accumulation_is_caught(solved):
-    wrapped = _variant(solved, "w8a8_int_linear", (
+        "    return pergroup_dequantize(q, s, group_size)\n"),
+        id="fp8 on an int8 grid"),
+    pytest.param("w8a8_int_linear", 3, 0.0, (
         "def w8a8_int_linear(qx, sx, qw, sw):\n"
         "    acc = qx @ qw\n"
-        "    return acc, acc.astype(np.float32) * sx[:, None] * sw[None, :]\n"))
-    assert check("w8a8_int_linear", wrapped, points=3, plot=False) == 0.0
-    float_acc = _variant(solved, "w8a8_int_linear", (
+        "    return acc, acc.astype(np.float32) * sx[:, None] * sw[None, :]\n"),
+        id="w8a8: int8 accumulation wraps"),
+    pytest.param("w8a8_int_linear", 3, 1.0, (    # y right, acc not int32
         "def w8a8_int_linear(qx, sx, qw, sw):\n"
         "    acc = qx.astype(np.float32) @ qw.astype(np.float32)\n"
-        "    return acc, acc * sx[:, None] * sw[None, :]\n"))
-    assert check("w8a8_int_linear", float_acc, points=3, plot=False) == 1.0  # y right, acc not int32
-
-
-def test_gptq_block_without_update_is_round_to_nearest_and_fails_codes(solved):
-    rtn = _variant(solved, "gptq_block", (
+        "    return acc, acc * sx[:, None] * sw[None, :]\n"),
+        id="w8a8: float32 accumulator"),
+    pytest.param("gptq_block", 4, 0.0, (
+        # without the error update, a block is round-to-nearest: the codes fail
         "def gptq_block(W_block, U_block, scales, n_bits=4):\n"
         "    codes = np.stack([quantize_column(W_block[:, i], scales, n_bits) for i in range(W_block.shape[1])], 1)\n"
         "    E = (W_block - codes * scales[:, None]) / np.diag(U_block)[None, :]\n"
-        "    return codes, E\n"))
-    assert check("gptq_block", rtn, points=4, plot=False) == 0.0
-
-
-def test_best_alpha_last_of_ties_or_argmax_fails_alpha(solved):
-    argmax = _variant(solved, "smoothquant_best_alpha", (
+        "    return codes, E\n"),
+        id="gptq block without the update"),
+    pytest.param("smoothquant_best_alpha", 3, 1.0, (    # errors right, alpha wrong
         "_right = smoothquant_best_alpha\n"
         "def smoothquant_best_alpha(X, W, alphas):\n"
         "    a, errors = _right(X, W, alphas)\n"
-        "    return float(alphas[int(np.argmax(errors))]), errors\n"))
-    assert check("smoothquant_best_alpha", argmax, points=3, plot=False) == 1.0
+        "    return float(alphas[int(np.argmax(errors))]), errors\n"),
+        id="best alpha by argmax"),
+]
+
+
+@pytest.mark.parametrize("name,points,expected,src", MISTAKES)
+def test_typical_mistake_loses_its_parts(solved, name, points, expected, src):
+    ns = dict(solved)
+    exec(src, ns)
+    assert check(name, ns[name], points=points, plot=False) == expected
 
 
 def test_gptq_pieces_give_labkits_full_gptq_codes(solved):
