@@ -35,7 +35,8 @@ def test_benchmark_warms_up_alternates_and_gives_the_closed_form():
     base, quant, m = stub_pair(compile_s=0.5, speedup=2.0)
     ids = torch.zeros(1, 32, dtype=torch.long)
     r = benchmark(base, quant, ids, "prefill", 8, repeats=3, warmup=1, clock=m.clock)
-    assert m.runs == ["baseline", "quantized", "baseline", "quantized", "quantized", "baseline", "baseline", "quantized"]
+    assert m.runs == ["baseline", "quantized",                               # warm-up
+                      "baseline", "quantized", "quantized", "baseline", "baseline", "quantized"]
     assert abs(r["tokens_per_s"] - quant.tokens_per_s("prefill", 1, 32, 8)) < 1e-6 * r["tokens_per_s"]
     assert abs(r["baseline_tokens_per_s"] - base.tokens_per_s("prefill", 1, 32, 8)) < 1e-6 * r["tokens_per_s"]
     assert abs(r["speedup"] - 2.0) < 1e-9
