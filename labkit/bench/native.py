@@ -8,7 +8,7 @@ GB/s on this model's 576-wide layers. The overhead is the same for the float32 b
 8-bit model, so it *dilutes* the very effect the lab is about. nano-vllm removes it on GPUs by
 capturing the step in a CUDA graph; the CPU equivalent here is to run the whole step as one
 compiled function — ``native_decode.c``, built once with the system C compiler (``-O3
--march=native``, OpenMP) and cached under ``$LABKIT_CACHE/native`` — that calls nothing else.
+-march=native``, pthreads) and cached under ``$LABKIT_CACHE/native`` — that calls nothing else.
 
 Design:
 
@@ -29,7 +29,9 @@ Design:
 
 Equality with the eager path (same greedy tokens, logits within float tolerance) is tested in
 ``tests/bench/test_native.py`` for the tiny Llama/Qwen2/Qwen3 models and (slow) the default model.
-Threads: OpenMP splits each GEMV's row blocks; ``threads`` sets how many.
+Threads: ``threads`` threads (the caller and a pool of its own) claim each large GEMV's row blocks in
+small chunks; the caller never waits for a thread that has not started, so a busy machine costs the
+second thread's share, not a barrier per GEMV (see the pool in ``native_decode.c``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from torch import nn
 from .lean import LeanDecoder, check_supported
 
 SOURCE = Path(__file__).with_name("native_decode.c")
-CFLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=fast")
+CFLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-pthread", "-shared", "-fPIC", "-std=gnu11", "-ffp-contract=fast")
 BLOCK = 16
 KINDS = {"float32": 0, "int8": 1, "fp8_e4m3": 2, "fp8_e5m2": 3}
 FP8_REBIAS = {"fp8_e4m3": 2.0**120, "fp8_e5m2": 2.0**112}  # 2^(127 - format bias)
@@ -112,6 +114,9 @@ def load_library() -> Library:
     lib = ctypes.CDLL(str(path))
     lib.labkit_decode_step.restype = ctypes.c_int64
     lib.labkit_decode_step.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
+    lib.labkit_gemv.restype = None
+    lib.labkit_gemv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
+    lib.labkit_chunks_by_workers.restype = ctypes.c_int64
     _LIBRARY = Library(lib, path, build_s)
     return _LIBRARY
 
@@ -157,6 +162,18 @@ class PackedLinear:
         ptr = (lambda t: None if t is None else t.data_ptr())
         return Lin(KINDS[self.kind], self.n, self.k, self.group, self.bf16_io, 0,
                    ptr(self.weight), ptr(self.scale), ptr(self.bias))
+
+
+def gemv(packed: PackedLinear, x: torch.Tensor, threads: int = 1) -> torch.Tensor:
+    """``W x (+ bias)`` of one packed linear through the native GEMV, ``x: (K,)`` float32 → ``(N,)``
+    (its numerics are the decode step's: int8 rows with ``bf16_io`` expect ``x`` already in bf16)."""
+    if x.shape != (packed.k,):
+        raise ValueError(f"the packed linear takes x of shape ({packed.k},); got {tuple(x.shape)}")
+    x = x.detach().to(torch.float32).contiguous()
+    y = torch.full((packed.n,), float("nan"))  # a row the GEMV missed stays NaN
+    lin = packed.struct()
+    load_library().lib.labkit_gemv(ctypes.addressof(lin), x.data_ptr(), y.data_ptr(), max(1, int(threads)))
+    return y
 
 
 def _blocked(w: torch.Tensor) -> torch.Tensor:

@@ -178,3 +178,59 @@ def test_native_decode_equals_the_eager_path_on_the_default_model(scheme):
         top2 = w.topk(2).values
         if (top2[0] - top2[1]).item() > tol * scale:
             assert int(g.argmax()) == int(w.argmax()), f"step {step}: argmax differs with a clear margin"
+
+
+def _big_linear(fmt, granularity, n=2064, k=576, seed=5):
+    """N·K above the native step's parallel threshold (2^20 weights); N not a multiple of 16·chunk."""
+    lin = nn.Linear(k, n, bias=True)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(n, k, generator=torch.Generator().manual_seed(seed)) * 0.05)
+    if fmt == "float32":
+        return lin
+    return QuantLinear.from_float(lin, WeightOnly(fmt, granularity), mode="real")
+
+
+@pytest.mark.parametrize("fmt, granularity", [("float32", None), ("int8", PerRow()), ("int8", PerGroup(64)),
+                                              ("fp8_e4m3", PerRow()), ("fp8_e5m2", PerGroup(128))], ids=str)
+def test_gemv_equals_a_torch_matmul_and_is_the_same_on_any_thread_count(fmt, granularity):
+    layer = _big_linear(fmt, granularity)
+    packed = native.pack_linears([layer])
+    x = torch.randn(layer.in_features if hasattr(layer, "in_features") else 576,
+                    generator=torch.Generator().manual_seed(6)).to(torch.bfloat16).float()  # bf16-exact input
+    want = _unpack(packed).double() @ x.double() + layer.bias.detach().double()
+    one = native.gemv(packed, x, threads=1)
+    tol = 2e-2 if packed.bf16_io else 1e-4  # int8 rows round the code sums to bf16, as the eager kernel
+    torch.testing.assert_close(one.double(), want, rtol=tol, atol=tol * want.abs().max().item())
+    lib = native.load_library().lib
+    for threads in (2, 3):  # every row block is summed by one thread in the same order: bitwise equal
+        before = lib.labkit_chunks_by_workers()
+        for call in range(200):  # until the pool's workers have done some of the work
+            assert torch.equal(native.gemv(packed, x, threads=threads), one), f"{threads} threads, call {call}"
+            if call >= 10 and lib.labkit_chunks_by_workers() - before >= 20:
+                break
+        assert lib.labkit_chunks_by_workers() - before > 0, "the workers never ran a chunk"
+
+
+def test_gemv_stays_exact_when_the_other_cores_are_busy():
+    """The pool's caller never waits for a thread that has not started: with both cores taken by
+    spinning processes, 2-thread GEMVs still finish and give the 1-thread result."""
+    import subprocess
+    import sys
+
+    packed = native.pack_linears([_big_linear("int8", PerRow(), n=4096)])
+    x = torch.randn(576, generator=torch.Generator().manual_seed(7))
+    want = native.gemv(packed, x, threads=1)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for _ in range(300):
+            assert torch.equal(native.gemv(packed, x, threads=2), want)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+def test_gemv_names_a_wrong_input_shape():
+    packed = native.pack_linears([nn.Linear(32, 16)])
+    with pytest.raises(ValueError, match=r"x of shape \(32,\)"):
+        native.gemv(packed, torch.zeros(31))
