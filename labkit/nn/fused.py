@@ -28,7 +28,9 @@ GEMM runs in **bfloat16** (activations and the dequantized weight rounded to bf1
 eager INT8 per-row path uses in both phases. Measured on SmolLM2 prefill (128 tokens, 1 thread, the
 same loaded EPYC VM, November 2026), dequantize-to-fp32 + fp32 GEMM reached only 0.81–0.90x of the fp32 baseline (the
 dequantized copy is written and read again, and the GEMM gains nothing from 8 bits); with bf16 the
-AVX512-BF16 dot products double the multiply-adds per instruction. Read such a prefill "speedup"
+AVX512-BF16 dot products double the multiply-adds per instruction. INT8 per row/tensor takes this
+path too: ``_weight_int8pack_mm`` at 128 rows ran at half the fp32 GEMM's speed (3072×576: 5.8 vs
+2.7 ms, 1 thread, Sapphire Rapids VM, December 2026), the dequantization + bf16 GEMM at twice it. Read such a prefill "speedup"
 for what it is: bf16 arithmetic against an fp32 baseline, not an 8-bit win (``labkit.bench.roofline``).
 
 Cost: ``torch.compile`` specializes on shapes (``dynamic=False``), so the first call of every
@@ -64,6 +66,27 @@ def _decode(q: torch.Tensor, fp8_name: str | None) -> torch.Tensor:
     return (q.to(torch.int16) << 8).view(torch.float16).to(torch.float32)
 
 
+def _e4m3_values_arith(q: torch.Tensor) -> torch.Tensor:
+    """e4m3 codes (a uint8 tensor of the bytes) → their float32 values with float arithmetic only — exact, and what
+    Inductor's C++ backend vectorizes: its integer shifts and bit-casts (``_decode``'s trick) compile
+    to scalar loops. Measured for the dequantization of a 3072×576 weight (1 thread, the lab's
+    Sapphire Rapids VM, December 2026): bit trick 3.5 ms, this 1.8 ms, int8 codes 0.34 ms.
+
+    A byte ``s eeee mmm`` is ``±2^(e-7)·(1 + m/8)``, or ``±2^-6·m/8`` when ``e = 0`` (subnormal)."""
+    b = q.to(torch.float32)  # 0..255 (no bit-cast view: Inductor would loop over it in scalars)
+    neg = b >= 128.0
+    u = torch.where(neg, b - 128.0, b)  # the seven exponent/mantissa bits
+    e = torch.floor(u * 0.125)
+    m = u - 8.0 * e
+    mag = torch.where(e > 0, (m + 8.0) * torch.exp2(e - 10.0), m * 2.0**-9)
+    return torch.where(neg, -mag, mag)
+
+
+def _dequant_values(q: torch.Tensor, fp8_name: str | None) -> torch.Tensor:
+    """Codes → float32 values for the prefill dequantization (no scale)."""
+    return _e4m3_values_arith(q) if fp8_name == "fp8_e4m3" else _decode(q, fp8_name)
+
+
 def _row_chunk(k: int) -> int:
     """Split a long K into chunks of 256/128/64: Inductor vectorizes the short inner reduction well
     (6144→2048 GEMV, 1 thread, EPYC VM, November 2026: 6.6 ms as one K-long reduction, 0.46 ms
@@ -96,16 +119,16 @@ def _gemv_groups(x: torch.Tensor, full: torch.Tensor, tail: torch.Tensor | None,
 def _dequant_rows(q: torch.Tensor, scale: torch.Tensor, fp8_name: str | None) -> torch.Tensor:
     """Row/tensor codes (N, K) → the bf16 weight (one pass)."""
     s = scale.reshape(-1, 1) if scale.ndim else scale
-    return (_decode(q, fp8_name) * s).to(torch.bfloat16)
+    return (_dequant_values(q, fp8_name) * s).to(torch.bfloat16)
 
 
 def _dequant_groups(full: torch.Tensor, tail: torch.Tensor | None, scale: torch.Tensor,
                     fp8_name: str | None) -> torch.Tensor:
     """Group-major codes → the (N, K) bf16 weight (one pass)."""
     g_full, n, g = full.shape
-    w = (_decode(full, fp8_name) * scale[:, :g_full].t().unsqueeze(-1)).permute(1, 0, 2).reshape(n, g_full * g)
+    w = (_dequant_values(full, fp8_name) * scale[:, :g_full].t().unsqueeze(-1)).permute(1, 0, 2).reshape(n, g_full * g)
     if tail is not None:
-        w = torch.cat([w, _decode(tail, fp8_name) * scale[:, -1:]], dim=1)
+        w = torch.cat([w, _dequant_values(tail, fp8_name) * scale[:, -1:]], dim=1)
     return w.to(torch.bfloat16)
 
 
@@ -160,6 +183,7 @@ FUSED_KERNELS = {
     ("cpu", "int", True, True): fused_decode,
     ("cpu", "float", False, True): fused_decode,
     ("cpu", "float", True, True): fused_decode,
+    ("cpu", "int", False, False): fused_dequant_mm,
     ("cpu", "int", True, False): fused_dequant_mm,
     ("cpu", "float", False, False): fused_dequant_mm,
     ("cpu", "float", True, False): fused_dequant_mm,

@@ -47,3 +47,16 @@ def test_enable_disable_restores_the_eager_table():
         assert fused.is_enabled()
         assert K.KERNELS[("cpu", "float", False, True)] is fused.fused_decode
     assert K.KERNELS == before and not fused.is_enabled()
+
+
+def test_arithmetic_e4m3_decode_is_exact_on_every_code():
+    """The prefill dequantization decodes e4m3 with float arithmetic; it must give torch's value for
+    all 254 finite codes (0x7F/0xFF are NaN in e4m3fn and never produced by the quantizer)."""
+    codes = torch.arange(256, dtype=torch.int32).to(torch.uint8)
+    want = codes.view(torch.float8_e4m3fn).to(torch.float32)
+    finite = torch.isfinite(want)
+    assert int(finite.sum()) == 254
+    for decode in (fused._e4m3_values_arith, torch.compile(fused._e4m3_values_arith, dynamic=False)):
+        got = decode(codes)
+        assert torch.equal(got[finite], want[finite]), (codes[finite][got[finite] != want[finite]])
+        assert torch.equal(torch.signbit(got[finite]), torch.signbit(want[finite]))  # -0.0 stays -0.0
