@@ -12,7 +12,8 @@ What it compares. llama.cpp is what a CPU user would run instead, so it is the b
   quantized to 8 bits per block too, and the dot products are integer);
 * labkit runs its float32 baseline and ``int8-row`` (int8 codes, one float32 scale per row,
   float activations) through ``labkit.bench.measure_decode`` (native runner) for decode and
-  ``labkit.bench.generation.prefill`` (the eager lean loop, eager kernels) for prefill.
+  ``labkit.bench.generation.prefill`` (the lean loop with the fused kernels of ``labkit.nn.fused``,
+  as ``labkit bench`` runs it: INT8 codes dequantized to bf16 for oneDNN's GEMM) for prefill.
 
 Protocol: the same seeded random prompt (``--prompt-len`` ids) for everyone; llama.cpp prefill =
 one ``eval`` of the prompt, decode = ``--gen-len`` greedy one-token ``eval`` calls; labkit decode =
@@ -61,7 +62,21 @@ def _quantize(src: Path, dst: Path, ftype: int) -> None:
 
 def worker(spec: dict) -> dict:
     import llama_cpp
+    import llama_cpp.llama
     import numpy as np
+
+    if not spec.get("extra_bufts", False):
+        # llama.cpp's extra CPU buffer types (AMX tiles, weight repacking) for Q8_0/Q4_1: on the lab's
+        # Sapphire Rapids VM (December 2026, llama-cpp-python 0.3.36) the first eval of a Q8_0 or Q4_1
+        # file segfaults with them; F32 runs. Off by default; --extra-bufts turns them back on.
+        default_params = llama_cpp.llama_model_default_params
+
+        def params():
+            p = default_params()
+            p.use_extra_bufts = False
+            return p
+
+        llama_cpp.llama.llama_cpp.llama_model_default_params = params
 
     q41 = Path(spec["q4_1"])
     files = {"F32": q41.with_name("SmolLM2-135M-Instruct.F32.gguf"),
@@ -70,6 +85,10 @@ def worker(spec: dict) -> dict:
     _quantize(files["F32"], files["Q8_0"], llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)
     prompt, gen_len, threads = spec["prompt"], spec["gen_len"], spec["threads"]
     out = {"version": getattr(llama_cpp, "__version__", "?")}
+
+    def last_logits(llm):  # the last evaluated token's logits (Llama.scores is kept only with logits_all)
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+
     for name, path in files.items():
         llm = llama_cpp.Llama(str(path), n_threads=threads, n_threads_batch=threads, n_ctx=len(prompt) + gen_len + 8,
                               n_batch=len(prompt), verbose=False)
@@ -78,13 +97,13 @@ def worker(spec: dict) -> dict:
         start = time.perf_counter()
         llm.eval(prompt)
         prefill_s = time.perf_counter() - start
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(last_logits(llm)))
         tokens = []
         start = time.perf_counter()
         for _ in range(gen_len):
             tokens.append(tok)
             llm.eval([tok])
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tok = int(np.argmax(last_logits(llm)))
         decode_s = time.perf_counter() - start
         out[name] = {"prefill_tokens_per_s": len(prompt) / prefill_s, "decode_tokens_per_s": gen_len / decode_s,
                      "file_bytes": path.stat().st_size, "tokens": tokens}
@@ -117,6 +136,9 @@ def main() -> int:
     p.add_argument("--gen-len", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--extra-bufts", action="store_true",
+                   help="let llama.cpp use its extra CPU buffer types (AMX, repacked weights); off by default "
+                        "because they crashed Q8_0 on the lab's VM")
     args = p.parse_args()
 
     probe = subprocess.run([args.llamacpp_python, "-c", "import llama_cpp"], capture_output=True, text=True)
@@ -132,7 +154,7 @@ def main() -> int:
     from labkit.bench.generation import prefill
     from labkit.bench.throughput import random_prompt
     from labkit.models import load_model
-    from labkit.nn import quantize_model
+    from labkit.nn import fused, quantize_model
     from labkit.models.smollm2 import GGUF_NAME, cache_dir, download_gguf
 
     folder = cache_dir() / "llamacpp"
@@ -143,7 +165,8 @@ def main() -> int:
     model, _ = load_model("default", dtype=torch.float32)
     models = {"none": model, "int8-row": quantize_model(model, "int8-row", "real", include_lm_head=True).model}
     prompt = random_prompt(model.config.vocab_size, 1, args.prompt_len, seed=0)[0].tolist()
-    spec = json.dumps({"q4_1": str(q41), "prompt": prompt, "gen_len": args.gen_len, "threads": args.threads})
+    spec = json.dumps({"q4_1": str(q41), "prompt": prompt, "gen_len": args.gen_len, "threads": args.threads,
+                       "extra_bufts": args.extra_bufts})
     load_before = os.getloadavg()[0]
     bw = measure_bandwidth(threads=args.threads).gb_s
     llama_runs, labkit_runs = [], []
@@ -157,8 +180,9 @@ def main() -> int:
         torch.set_num_threads(args.threads)
         labkit_round = {}
         for s, m in models.items():
-            prefill(m, ids)  # warm-up
-            pre = statistics.median(args.prompt_len / prefill(m, ids).seconds for _ in range(3))
+            with fused.enabled():
+                prefill(m, ids)  # warm-up (compiles the fused kernels once, cached on disk)
+                pre = statistics.median(args.prompt_len / prefill(m, ids).seconds for _ in range(3))
             labkit_round[s] = (measure_decode(m, "none", threads=args.threads, prompt_len=args.prompt_len,
                                               gen_len=args.gen_len, repeats=3, bandwidth_gb_s=bw), pre)
         labkit_runs.append(labkit_round)
@@ -177,7 +201,7 @@ def main() -> int:
                      "weight_bytes_per_token": r0.bytes_per_token - r0.kv_bytes_per_token,
                      "roofline_fraction": tps * r0.bytes_per_token / (bw * 1e9),
                      "build_s": r0.build_s})
-    report = {"threads": args.threads, "prompt_len": args.prompt_len, "gen_len": args.gen_len, "rounds": args.rounds,
+    report = {"threads": args.threads, "extra_bufts": args.extra_bufts, "prompt_len": args.prompt_len, "gen_len": args.gen_len, "rounds": args.rounds,
               "bandwidth_gb_s": bw, "load_avg_before": load_before, "load_avg_after": os.getloadavg()[0],
               "results": rows,
               "q8_0_over_f32": rows[1]["decode_tokens_per_s"] / rows[0]["decode_tokens_per_s"],

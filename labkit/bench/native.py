@@ -176,6 +176,28 @@ def gemv(packed: PackedLinear, x: torch.Tensor, threads: int = 1) -> torch.Tenso
     return y
 
 
+def gemv_read_gb_s(data: torch.Tensor, threads: int = 1, repeats: int = 5) -> float:
+    """Read bandwidth as the decode step sees it: the native float32 GEMV (its loop, prefetch and
+    thread pool) over ``data`` — a contiguous float32 tensor, read in place as a (N/16, 1024, 16)
+    blocked weight — best of ``repeats``, in GB/s. ``roofline.measure_bandwidth`` uses it beside
+    ``torch.sum``."""
+    k = 1024
+    rows = data.numel() // k // BLOCK * BLOCK
+    if data.dtype != torch.float32 or not data.is_contiguous() or rows == 0:
+        raise ValueError(f"the probe reads a contiguous float32 tensor of ≥ {k * BLOCK} elements; got "
+                         f"{data.dtype}, {data.numel()} elements")
+    lin = Lin(KINDS["float32"], rows, k, 0, 0, 0, data.data_ptr(), None, None)
+    x, y = torch.ones(k), torch.empty(rows)
+    call = load_library().lib.labkit_gemv
+    call(ctypes.addressof(lin), x.data_ptr(), y.data_ptr(), max(1, int(threads)))  # first touch
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call(ctypes.addressof(lin), x.data_ptr(), y.data_ptr(), max(1, int(threads)))
+        best = min(best, time.perf_counter() - start)
+    return rows * k * 4 / best / 1e9
+
+
 def _blocked(w: torch.Tensor) -> torch.Tensor:
     """(N, K) → (ceil(N/16), K, 16), rows padded with zeros."""
     n, k = w.shape

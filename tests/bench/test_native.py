@@ -2,6 +2,8 @@
 itself checked against transformers in test_lean.py), and its weight packing against
 QuantLinear.dequantized_weight."""
 
+import ctypes
+
 import pytest
 import torch
 from torch import nn
@@ -234,3 +236,16 @@ def test_gemv_names_a_wrong_input_shape():
     packed = native.pack_linears([nn.Linear(32, 16)])
     with pytest.raises(ValueError, match=r"x of shape \(32,\)"):
         native.gemv(packed, torch.zeros(31))
+
+
+def test_the_read_probe_reads_the_whole_tensor_at_a_plausible_rate():
+    data = torch.ones(16 << 20)  # 64 MiB
+    gb_s = native.gemv_read_gb_s(data, threads=1, repeats=2)
+    assert 0.05 < gb_s < 1000
+    # the probe is the packed float32 GEMV: on all-ones it must sum each row's 1024 ones
+    lin = native.Lin(native.KINDS["float32"], 64, 1024, 0, 0, 0, data.data_ptr(), None, None)
+    x, y = torch.ones(1024), torch.zeros(64)
+    native.load_library().lib.labkit_gemv(ctypes.addressof(lin), x.data_ptr(), y.data_ptr(), 2)
+    assert torch.equal(y, torch.full((64,), 1024.0))
+    with pytest.raises(ValueError, match="contiguous float32"):
+        native.gemv_read_gb_s(torch.ones(100))
