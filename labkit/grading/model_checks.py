@@ -42,7 +42,8 @@ Notebook 09
 The injected helpers a fill-in may call (``make_layer``, ``layer_gptq``, the reference
 ``quantize_weight`` while the module is graded) are allowed. ``layer_gptq`` reaches
 ``labkit.quant.gptq_full``; that reference is allowed only when labkit's helper calls it
-(``integrity.via_labkit``), so a ``gptq_model`` that calls it itself scores 0.
+(``integrity.via_labkit``), so a ``gptq_model`` that calls it itself scores 0, as one that calls
+labkit's loop ``gptq_model_reference`` (notebook 09 imports it as the later cells' fallback) does.
 """
 
 from __future__ import annotations
@@ -647,7 +648,7 @@ def _gptq_allowed() -> tuple:
     from ..quant import gptq_full
 
     return (_LayerGPTQ.__call__, labkit_layer_gptq, via_labkit(gptq_full.gptq_quantize_hessian),
-            gptq_full._single_thread.__wrapped__, PerGroup.__post_init__)
+            gptq_full._single_thread.__wrapped__, PerGroup.__post_init__, via_labkit(gptq_model_reference))
 
 
 # -- registration ------------------------------------------------------------------------------------

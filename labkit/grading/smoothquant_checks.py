@@ -32,7 +32,8 @@ The model-valued fill-ins (8.4, 8.5) are graded through an *adapter* (``as_perpl
 the student's function and returns numbers, so the engine's tripwire watches the student's call and
 the answer record holds numbers the grader's process can re-check. Limits, stated: the tripwire of
 8.4/8.5 watches ``labkit.models`` (the references, the SmoothQuant preparer, calibration and
-smoothing); the W8A8 handler that ``quantize_model`` reaches there is allowed.
+smoothing) and labkit's two scripts here (``smoothquant_*_reference``, callable only from labkit:
+``integrity.via_labkit``); the W8A8 handler that ``quantize_model`` reaches there is allowed.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from ..quant import smoothquant as _sq
 from .cases import CaseCheck, Score, grade, passed, register
 from .compare import GradingError, compare_floats
 from .hooks import observe_linear_inputs
-from .integrity import freeze_module
+from .integrity import freeze_module, via_labkit
 from .model_checks import _ppl, _tiny, lent
 from .model_checks import _windows as _token_windows
 
@@ -348,6 +349,8 @@ def _layer_map_functions():
     return tuple(v for v in vars(layer_maps).values() if callable(v) and getattr(v, "__module__", "") == layer_maps.__name__)
 
 
+# labkit's whole scripts (they live here, outside the watched packages): a fill-in calling them scores 0
+_LABKIT_SCRIPTS_ONLY = (via_labkit(smoothquant_int8_torchao_reference), via_labkit(smoothquant_fp8_reference))
 SPECS = (
     CaseCheck(name="calibrate_absmax", task=_TASKS["calibrate_absmax"], reference=calibrate_reference,
               cases=_calib_cases, compare=_calib_compare, n_outputs=len(_NAMES), watch=("models", "quant"),
@@ -359,11 +362,11 @@ SPECS = (
               deps={"smoothing_factors": _sq.smooth_factors}, mutation_fails=True),
     CaseCheck(name="smoothquant_int8_torchao", task=_TASKS["smoothquant_int8_torchao"], reference=_int8_reference,
               cases=_script_cases, compare=_script_compare, n_outputs=2, watch=("models",),
-              language="torchao (SmoothQuantConfig)"),
+              allowed=_LABKIT_SCRIPTS_ONLY, language="torchao (SmoothQuantConfig)"),
     CaseCheck(name="smoothquant_fp8", task=_TASKS["smoothquant_fp8"], reference=_fp8_reference,
               cases=_script_cases, compare=_script_compare, n_outputs=2, watch=("models",),
               allowed=_w8a8_handler() + _layer_map_functions() + (calibrate_reference, fold_reference,
-                                                                   _sq.smooth_factors),
+                                                                   _sq.smooth_factors) + _LABKIT_SCRIPTS_ONLY,
               language="torch and labkit.nn.quantize_model"),
     CaseCheck(name="alpha_search", task=_TASKS["alpha_search"], reference=alpha_search_reference,
               cases=_search_cases, compare=_search_compare, n_outputs=2, watch=("quant",),

@@ -196,3 +196,14 @@ def test_gptq_model_calling_labkits_full_gptq_scores_zero(capsys):
     assert "calls labkit's reference" in out and "gptq_full.gptq_quantize_hessian" in out
     assert check_model("gptq_model", sol.gptq_model, seed=0, points=3) == 3.0      # the helper alone is allowed
     assert "3/3 points" in capsys.readouterr().out
+
+
+def test_gptq_model_calling_labkits_loop_scores_zero(capsys):
+    """Notebook 09's setup imports labkit's loop (the fallback of later cells): calling it is a reference call."""
+    from labkit.grading.model_checks import gptq_model_reference
+
+    def via_labkit_loop(model, hessians, group_size, layer_gptq):
+        return gptq_model_reference(model, hessians, group_size, layer_gptq)
+
+    assert check_model("gptq_model", via_labkit_loop, seed=0, points=3) == 0.0
+    assert "calls labkit's reference (labkit.grading.model_checks.gptq_model_reference)" in capsys.readouterr().out

@@ -171,3 +171,21 @@ def test_slips_lose_points_with_a_message(capsys):
 def test_calling_labkit_scores_zero(capsys):
     assert check_sq("calibrate_absmax", calibrate_with_labkit, seed=0, points=3) == 0
     assert "calls labkit's reference" in capsys.readouterr().out
+
+
+
+def test_scripts_calling_labkits_scripts_score_zero(capsys):
+    """8.4/8.5 may call quantize_model and torchao, not labkit's whole script (labkit.grading's references)."""
+    from labkit.grading.smoothquant_checks import smoothquant_fp8_reference, smoothquant_int8_torchao_reference
+
+    def fp8_via_labkit(model, calib, alpha=0.5):
+        return smoothquant_fp8_reference(model, calib, alpha)
+
+    def int8_via_labkit(model, calib, alpha=0.5):
+        return smoothquant_int8_torchao_reference(model, calib, alpha)
+
+    assert check_sq("smoothquant_fp8", fp8_via_labkit, seed=0, points=3) == 0
+    assert "calls labkit's reference (labkit.grading.smoothquant_checks.smoothquant_fp8_reference" in \
+        capsys.readouterr().out
+    assert check_sq("smoothquant_int8_torchao", int8_via_labkit, seed=0, points=3) == 0
+    assert "calls labkit's reference" in capsys.readouterr().out
