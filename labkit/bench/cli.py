@@ -170,7 +170,7 @@ def _measure(args: argparse.Namespace, clock: dict) -> list[dict]:
                 target = target_for(name, fmt, phase, args.mode) if isinstance(scheme, WeightOnly) else None
                 row = {
                     "model": args.model, "scheme": name, "mode": args.mode, **t.as_dict(),
-                    "device": args.device, "dtype": args.dtype, "runner": runner if phase == "decode" else "lean",
+                    "device": args.device, "dtype": args.dtype, "runner": runner,
                     "kernels": "fused" if args.device == "cpu" and args.fused and phase == "prefill" else "eager",
                     "include_lm_head": args.include_lm_head, "repeats": args.repeats, "warmup": args.warmup,
                     "weight_bytes": model_bytes(quantized), "baseline_weight_bytes": base_bytes,

@@ -20,8 +20,8 @@ against ``model.generate(do_sample=False)``.
 Three runners share this contract. ``runner="lean"`` (the default) is ``labkit.bench.lean``: the
 model's own modules driven by a minimal loop with a preallocated KV cache (about half the per-step
 Python of the transformers forward; ``labkit bench --runner lean`` vs ``--runner hf`` measures it).
-``runner="native"`` (batch 1, CPU; what ``labkit bench`` uses there) prefills like ``lean`` and
-runs each decode step as one C call on weights packed for the GEMV (``labkit.bench.native``); the
+``runner="native"`` (batch 1, CPU; what ``labkit bench`` uses there) prefills like ``lean`` (but
+for the last position's lm_head, a native GEMV) and runs each decode step as one C call on weights packed for the GEMV (``labkit.bench.native``); the
 packing and the one-time C build happen outside the clock. ``runner="hf"`` calls the transformers
 model with a ``DynamicCache`` (a preallocated ``StaticCache`` was no faster there).
 """
@@ -93,7 +93,13 @@ def prefill(model: Any, input_ids: torch.Tensor, runner: str = "lean", cache: st
     _check_ids(input_ids)
     device = input_ids.device
     batch, prompt_len = input_ids.shape
-    if runner in ("lean", "native"):  # native prefill is the lean one (compute bound: library GEMMs)
+    if runner == "native" and batch == 1 and device.type == "cpu":
+        from .native import native_decoder
+
+        dec = native_decoder(model, prompt_len + 1)  # packed once per model (a warm-up run pays it)
+        start = time.perf_counter()
+        nxt = torch.tensor([dec.prefill(input_ids)])  # lean decoder layers, native lm_head GEMV
+    elif runner in ("lean", "native"):  # batch > 1: the lean loop (compute bound: library GEMMs)
         lean = LeanDecoder(model)
         state = lean.start(batch, prompt_len + 1)
         _sync(device)

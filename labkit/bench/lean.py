@@ -109,6 +109,10 @@ class LeanDecoder:
 
     def step(self, ids: torch.Tensor, state: LeanState) -> torch.Tensor:
         """Feed ``ids: (batch, T)`` at the next positions; return logits of the last one, ``(batch, vocab)``."""
+        return self.lm_head(self.hidden(ids, state))
+
+    def hidden(self, ids: torch.Tensor, state: LeanState) -> torch.Tensor:
+        """``step`` without the lm_head: the final-normed hidden state of the last position, ``(batch, hidden)``."""
         batch, t = ids.shape
         p0 = state.length
         end = p0 + t
@@ -137,7 +141,7 @@ class LeanDecoder:
             h = _rmsnorm(x, layer.post_attention_layernorm)
             x = x + mlp.down_proj(F.silu(mlp.gate_proj(h)) * mlp.up_proj(h))
         state.length = end
-        return self.lm_head(_rmsnorm(x[:, -1], self.norm))
+        return _rmsnorm(x[:, -1], self.norm)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p0: int) -> torch.Tensor:
         """q: (batch, heads, T, D) at positions p0..p0+T-1; k, v: (batch, kv_heads, p0+T, D)."""
