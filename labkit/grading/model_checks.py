@@ -43,7 +43,9 @@ The injected helpers a fill-in may call (``make_layer``, ``layer_gptq``, the ref
 ``quantize_weight`` while the module is graded) are allowed. ``layer_gptq`` reaches
 ``labkit.quant.gptq_full``; that reference is allowed only when labkit's helper calls it
 (``integrity.via_labkit``), so a ``gptq_model`` that calls it itself scores 0, as one that calls
-labkit's loop ``gptq_model_reference`` (notebook 09 imports it as the later cells' fallback) does.
+labkit's loop ``gptq_model_reference`` (notebook 09 imports it as the later cells' fallback) does;
+so does a ``collect_hessians`` that hands its update to labkit's hook loop
+(``labkit.grading.hooks.observe_linear_inputs``).
 """
 
 from __future__ import annotations
@@ -678,7 +680,7 @@ SPECS = (
               mutation_fails=True),
     CaseCheck(name="collect_hessians", task=_TASKS["collect_hessians"], reference=hessians_reference,
               cases=_hessian_cases, compare=_hessian_compare, n_outputs=len(_HNAMES), watch=_WATCH,
-              language="torch (forward pre-hooks)"),
+              allowed=(via_labkit(observe_linear_inputs),), language="torch (forward pre-hooks)"),
     CaseCheck(name="gptq_model", task=_TASKS["gptq_model"], reference=_gptq_reference, cases=_gptq_cases,
               compare=_gptq_compare, n_outputs=3, watch=_WATCH, language="torch",
               allowed=_gptq_allowed()),

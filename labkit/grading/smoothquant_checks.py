@@ -7,7 +7,7 @@ Six exercises, graded by the one case engine (``labkit.grading.cases``) on tiny 
   per name: the max |x| of each input channel of each named linear over every token of every
   calibration window, collected with forward (pre-)hooks. Reference: a hook loop written here,
   tested against ``labkit.models.calibration.calibrate``. Calling that (or anything in
-  ``labkit.models``) scores 0.
+  ``labkit.models``, or labkit's hook loop ``labkit.grading.hooks.observe_linear_inputs``) scores 0.
 * ``smoothing_factors(act_absmax, weight_absmax, alpha)`` — ``s = act^α / w^(1−α)``, 1.0 where either
   maximum is 0 (reference ``labkit.quant.smoothquant.smooth_factors``).
 * ``fold_smoothing(norm_weight, weight, act_absmax, alpha)`` → ``(s, norm_weight / s, weight · s)``
@@ -354,7 +354,7 @@ _LABKIT_SCRIPTS_ONLY = (via_labkit(smoothquant_int8_torchao_reference), via_labk
 SPECS = (
     CaseCheck(name="calibrate_absmax", task=_TASKS["calibrate_absmax"], reference=calibrate_reference,
               cases=_calib_cases, compare=_calib_compare, n_outputs=len(_NAMES), watch=("models", "quant"),
-              language="torch (forward hooks)"),
+              allowed=(via_labkit(observe_linear_inputs),), language="torch (forward hooks)"),
     CaseCheck(name="smoothing_factors", task=_TASKS["smoothing_factors"], reference=_sq.smooth_factors,
               cases=_factor_cases, compare=_factor_compare, watch=("quant",), language="torch", mutation_fails=True),
     CaseCheck(name="fold_smoothing", task=_TASKS["fold_smoothing"], reference=fold_reference, cases=_fold_cases,

@@ -207,3 +207,21 @@ def test_gptq_model_calling_labkits_loop_scores_zero(capsys):
 
     assert check_model("gptq_model", via_labkit_loop, seed=0, points=3) == 0.0
     assert "calls labkit's reference (labkit.grading.model_checks.gptq_model_reference)" in capsys.readouterr().out
+
+
+def test_hessians_through_labkits_hook_loop_score_zero(capsys):
+    """9.3 asks for the hooks: labkit's hook loop (labkit.grading.hooks) with a hand-written update is a reference call."""
+    from labkit.grading.hooks import observe_linear_inputs
+
+    def via_labkit_hooks(model, windows, names):
+        acc = {}
+
+        def update(name, x):
+            acc[name] = acc.get(name, 0) + 2.0 * (x.float().T @ x.float())
+
+        observe_linear_inputs(model, windows, names, update)
+        return tuple(acc[n] for n in names)
+
+    assert check_model("collect_hessians", via_labkit_hooks, seed=0, points=3) == 0.0
+    assert "labkit.grading.hooks.observe_linear_inputs" in capsys.readouterr().out
+

@@ -189,3 +189,22 @@ def test_scripts_calling_labkits_scripts_score_zero(capsys):
         capsys.readouterr().out
     assert check_sq("smoothquant_int8_torchao", int8_via_labkit, seed=0, points=3) == 0
     assert "calls labkit's reference" in capsys.readouterr().out
+
+
+def test_calibration_through_labkits_hook_loop_scores_zero(capsys):
+    """8.1 asks for the hooks: labkit's hook loop (labkit.grading.hooks) with a hand-written update is a reference call."""
+    from labkit.grading.hooks import observe_linear_inputs
+
+    def via_labkit_hooks(model, windows, names):
+        acc = {}
+
+        def update(name, x):
+            m = x.abs().amax(dim=0).float()
+            acc[name] = m if name not in acc else torch.maximum(acc[name], m)
+
+        observe_linear_inputs(model, windows, names, update)
+        return tuple(acc[n] for n in names)
+
+    assert check_sq("calibrate_absmax", via_labkit_hooks, seed=0, points=3) == 0
+    assert "labkit.grading.hooks.observe_linear_inputs" in capsys.readouterr().out
+
