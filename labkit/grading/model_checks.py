@@ -45,7 +45,8 @@ The injected helpers a fill-in may call (``make_layer``, ``layer_gptq``, the ref
 (``integrity.via_labkit``), so a ``gptq_model`` that calls it itself scores 0, as one that calls
 labkit's loop ``gptq_model_reference`` (notebook 09 imports it as the later cells' fallback) does;
 so does a ``collect_hessians`` that hands its update to labkit's hook loop
-(``labkit.grading.hooks.observe_linear_inputs``).
+(``labkit.grading.hooks.observe_linear_inputs``), and a ``WeightOnlyLinear`` that dequantizes with
+this module's ``dequantize_reference`` / ``expand_scale``.
 """
 
 from __future__ import annotations
@@ -656,6 +657,8 @@ def _gptq_allowed() -> tuple:
 # -- registration ------------------------------------------------------------------------------------
 
 _WATCH = ("quant", "nn", "models")
+# the dequantization is Task 6.2's: labkit's helpers here may run it for labkit's code, not for the student's
+_DEQUANTIZE_ONLY_VIA_LABKIT = (via_labkit(dequantize_reference), via_labkit(expand_scale))
 SPECS = (
     CaseCheck(name="quantize_weight_int8", task=_TASKS["quantize_weight_int8"], reference=quantize_weight_reference,
               cases=_qw_cases("int8"), compare=_qw_compare, n_outputs=2, watch=_WATCH, language="torch",
@@ -665,13 +668,14 @@ SPECS = (
               mutation_fails=True),
     CaseCheck(name="weight_only_linear", task=_TASKS["weight_only_linear"], reference=_linear_reference,
               cases=_linear_cases, compare=_linear_compare, n_outputs=3, watch=_WATCH, language="torch",
-              allowed=(quantize_weight_reference,)),
+              allowed=(quantize_weight_reference,) + _DEQUANTIZE_ONLY_VIA_LABKIT),
     CaseCheck(name="swap_linears", task=_TASKS["swap_linears"], reference=_swap_reference, cases=_swap_cases,
               compare=_swap_compare, n_outputs=2, watch=_WATCH, language="torch (named_modules, setattr)",
               allowed=(_Factory.__call__, _Marked.__init__, _Marked.forward)),
     CaseCheck(name="weight_only_pipeline", task=_TASKS["weight_only_pipeline"], reference=_pipeline_reference,
               cases=_pipeline_cases, compare=_pipeline_compare, n_outputs=3, watch=_WATCH,
-              language="your Tasks 6.1–6.3", allowed=(_StudentFactory.__call__,)),
+              language="your Tasks 6.1–6.3",
+              allowed=(_StudentFactory.__call__, via_labkit(quantize_weight_reference)) + _DEQUANTIZE_ONLY_VIA_LABKIT),
     CaseCheck(name="quantize_int4_groups", task=_TASKS["quantize_int4_groups"], reference=_quantize_int4,
               cases=_int4_cases, compare=_int4_compare, n_outputs=2, watch=_WATCH, language="torch",
               mutation_fails=True),

@@ -225,3 +225,21 @@ def test_hessians_through_labkits_hook_loop_score_zero(capsys):
     assert check_model("collect_hessians", via_labkit_hooks, seed=0, points=3) == 0.0
     assert "labkit.grading.hooks.observe_linear_inputs" in capsys.readouterr().out
 
+
+def test_layer_dequantizing_with_labkits_helpers_scores_zero(capsys):
+    """6.2's dequantize is the student's: labkit's dequantize_reference / expand_scale inside it are reference calls."""
+    from labkit.grading.model_checks import dequantize_reference, expand_scale
+
+    class ViaDequantize(sol.WeightOnlyLinear):
+        def dequantize(self, codes, scale):
+            return dequantize_reference(codes, scale, self.group_size)
+
+    class ViaExpand(sol.WeightOnlyLinear):
+        def dequantize(self, codes, scale):
+            return codes.float() * expand_scale(scale, self.shape, self.group_size)
+
+    assert check_model("weight_only_linear", ViaExpand, seed=0, points=3) == 0.0
+    assert "labkit.grading.model_checks.expand_scale" in capsys.readouterr().out
+    assert check_model("weight_only_pipeline", sol.swap_linears, seed=0, points=2, module=ViaDequantize) == 0.0
+    assert "labkit.grading.model_checks.dequantize_reference" in capsys.readouterr().out
+
