@@ -127,9 +127,12 @@ def _dequant_groups(full: torch.Tensor, tail: torch.Tensor | None, scale: torch.
     """Group-major codes → the (N, K) bf16 weight (one pass)."""
     g_full, n, g = full.shape
     w = (_dequant_values(full, fp8_name) * scale[:, :g_full].t().unsqueeze(-1)).permute(1, 0, 2).reshape(n, g_full * g)
-    if tail is not None:
-        w = torch.cat([w, _dequant_values(tail, fp8_name) * scale[:, -1:]], dim=1)
-    return w.to(torch.bfloat16)
+    if tail is None:
+        return w.to(torch.bfloat16)
+    # each part rounded to bf16 before the concatenation: the same values, and Inductor then writes
+    # each part once (e4m3, 3072×576 at g = 128, 1 thread: 3.3 ms with the float32 concatenation, 1.8 ms)
+    tail_w = _dequant_values(tail, fp8_name) * scale[:, -1:]
+    return torch.cat([w.to(torch.bfloat16), tail_w.to(torch.bfloat16)], dim=1)
 
 
 _compiled: dict[str, object] = {}
