@@ -183,7 +183,7 @@ def test_native_decode_equals_the_eager_path_on_the_default_model(scheme):
 
 
 def _big_linear(fmt, granularity, n=2064, k=576, seed=5):
-    """N·K above the native step's parallel threshold (2^20 weights); N not a multiple of 16·chunk."""
+    """Above the native step's parallel threshold (128 KiB of weights), many 64 KiB chunks; N not a multiple of 16·chunk."""
     lin = nn.Linear(k, n, bias=True)
     with torch.no_grad():
         lin.weight.copy_(torch.randn(n, k, generator=torch.Generator().manual_seed(seed)) * 0.05)
