@@ -90,7 +90,8 @@ def measure_decode(model: Any, scheme: str = "none", *, threads: int = 1, prompt
                    repeats: int = 3, include_lm_head: bool = True, bandwidth_gb_s: float | None = None,
                    runner: str = "native", seed: int = 0) -> DecodeSpeed:
     """Greedy decode speed of ``model`` (a loaded float model or a model name) under ``scheme``
-    (real mode) at batch 1 with ``threads`` torch/OpenMP threads, and its roofline fraction."""
+    (real mode) at batch 1 with ``threads`` threads (torch's for the prompt, the native step's pool
+    for decode), and its roofline fraction."""
     from labkit.nn import quantize_model
     from labkit.schemes import get_scheme
 

@@ -16,9 +16,11 @@ Protocol (what ``labkit bench`` runs; the arithmetic is in ``timing.py``, the lo
 
 The machine of this lab has 2 cores shared by other users: expect ±20% run-to-run noise in
 absolute tokens/s under load; the paired speedup moves much less. Set ``--threads 1`` when the
-load average is above the number of cores: two OpenMP threads that keep losing their core to other
-processes wait for each other at every barrier, and a 2-thread run can become slower than a
-1-thread one.
+load average is above the number of cores: torch's OpenMP threads (prefill, the lean runner) that keep
+losing their core to other processes wait for each other at every barrier, and a 2-thread run can
+become slower than a 1-thread one. The native decode step has its own pool whose caller never waits
+for a thread that has not started (``native_decode.c``): on a busy machine its second thread only
+stops helping.
 """
 
 from __future__ import annotations
