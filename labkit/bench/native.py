@@ -119,6 +119,8 @@ def load_library() -> Library:
     lib.labkit_gemv.restype = None
     lib.labkit_gemv.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
     lib.labkit_chunks_by_workers.restype = ctypes.c_int64
+    lib.labkit_linear.restype = None
+    lib.labkit_linear.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     _LIBRARY = Library(lib, path, build_s)
     return _LIBRARY
 
@@ -361,13 +363,9 @@ class NativeDecoder:
         does; return the greedy next token."""
         if ids.dim() != 2 or ids.shape[0] != 1:
             raise ValueError(f"the native decoder runs batch 1; got input_ids of shape {tuple(ids.shape)}")
-        h = self.lean.hidden(ids, self.state)[0].to(torch.float32)
-        head = self.packed["lm_head"][0]
-        if head.bf16_io:  # as the step's linear(): the int8 row kernel sees bf16 activations
-            h = h.to(torch.bfloat16).to(torch.float32)
-        h = h.contiguous()
-        lin = head.struct()
-        self.lib.lib.labkit_gemv(ctypes.addressof(lin), h.data_ptr(), self.logits.data_ptr(), self.model.nthreads)
+        h = self.lean.hidden(ids, self.state)[0].to(torch.float32).contiguous()
+        # the packed lm_head through the step's own linear() (bf16 activations for int8 rows, threads)
+        self.lib.lib.labkit_linear(ctypes.addressof(self.model), self.model.lm_head, h.data_ptr(), self.logits.data_ptr())
         return int(self.logits.argmax())
 
     def step(self, token: int) -> int:

@@ -166,14 +166,14 @@ static void gemv_blocks(const Lin *l, const float *x, float *y, int b0, int b1) 
  * An OpenMP parallel-for ends in a barrier: every thread must arrive. On a busy machine the second
  * thread is often off its core, and each of a step's ~120 GEMVs then waits for the scheduler to
  * bring it back — decode with 2 threads ran slower than with 1 (6.8 vs 43 tok/s measured at load 5).
- * Chunks are small (64 KiB) and every GEMV of 128 KiB or more is shared: on a quiet machine this
- * took SmolLM2's 2-thread decode from 28 to 38 tok/s (float32) and 98 to 133 (int8 per row) over
- * sharing only GEMVs of a million weights or more in 256 KiB chunks.
  * Here a GEMV is cut into chunks of about CHUNK_BYTES of weights; the calling thread and the
  * pool's workers claim chunks one at a time from one atomic word (job generation << 32 | next
  * chunk) and the caller waits only for chunks that were claimed. A worker that is off its core
  * simply claims nothing; the caller does the whole GEMV. Idle workers spin for SPIN_NS, then
  * sleep on a futex until the next job.
+ * Chunks are small (64 KiB) and every GEMV of 128 KiB or more is shared: on a quiet machine this
+ * took SmolLM2's 2-thread decode from 28 to 38 tok/s (float32) and 98 to 133 (int8 per row) over
+ * sharing only GEMVs of a million weights or more in 256 KiB chunks.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -290,7 +290,7 @@ static void gemv(const Lin *l, const float *x, float *y, int nthreads) {
     pthread_mutex_unlock(&pool.submit);
 }
 
-/* the GEMV alone, for tests and the kernel benchmark: y (N) = W x with `nthreads` threads */
+/* the GEMV alone (tests, the bandwidth probe): y (N) = W x with `nthreads` threads */
 void labkit_gemv(const Lin *l, const float *x, float *y, int32_t nthreads) { gemv(l, x, y, nthreads); }
 
 int64_t labkit_chunks_by_workers(void) { return atomic_load(&pool.by_workers); }
@@ -302,6 +302,9 @@ static void linear(const Model *m, const Lin *l, const float *x, float *y) {
     }
     gemv(l, x, y, m->nthreads);
 }
+
+/* one of the model's linears as a decode step runs it (the prefill's lm_head): y = l(x) */
+void labkit_linear(const Model *m, const Lin *l, const float *x, float *y) { linear(m, l, x, y); }
 
 /* sum of a[i] * b[i]: 16-wide partial sums (a sequential float sum cannot be vectorized) */
 static inline float dot(const float *a, const float *b, int n) {
